@@ -1,0 +1,237 @@
+"""The rewrite guard: is an optimizer output a usable optimized prompt for this naive prompt?
+
+One definition serves the middleware (reject and fall back), the training filters (drop bad
+pairs) and the evaluation ("usable-rewrite rate"). Pure: regexes and word lists only.
+
+A rewrite is usable when it is non-empty, within the word budget, free of template text and
+meta-chatter, keeps every number, quoted string and option label of the naive prompt, and reads
+as an instruction rather than as an answer to it. The last check is a small hand-built score
+calibrated on the BPO pairs (``optimized_prompt`` = rewrite, ``good_res``/``bad_res`` = replies;
+see tests/test_guard.py for the measured rates).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fipo_middleware.template import TEMPLATE_MARKERS
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*%?")
+_QUOTED = re.compile(r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|(?<!\w)\'([^\'\n]{2,200})\'(?!\w)')
+_OPTION_LABEL = re.compile(r"(?m)^\s*(?:\(([A-Ha-h1-9])\)|([A-Ha-h1-9])[.):])\s+\S")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+# Openings that reply to a request instead of restating it.
+_REPLY_OPENINGS = re.compile(
+    r"^\s*(?:sure\b|certainly\b|of course\b|absolutely\b|yes\b|no\b|okay\b|ok\b|great\b|"
+    r"here(?:'s| is| are)\b|the answer\b|answer\s*:|the (?:correct|final) answer\b|"
+    r"i(?:'m| am| think| believe| would| can| have| hope)\b|as an ai\b|"
+    r"my (?:name|answer)\b|dear\b|hi\b|hello\b|thank you\b|thanks\b|in conclusion\b|"
+    r"once upon a time\b|title\s*:|subject\s*:|step 1\b|1[.)]\s)",
+    re.IGNORECASE,
+)
+_META_CHATTER = re.compile(
+    r"(?:\bgolden prompt\b|\bsilver prompt\b|\bsliver\b|\bnaive prompt\b|\boptimi[sz]ed prompt\b|"
+    r"\bthe (?:original|given|above) prompt\b|\bthis prompt (?:is|has|was)\b|"
+    r"\bi (?:have|'ve) (?:optimi[sz]ed|rewritten|revised|improved)\b|\bas an ai\b|"
+    r"\bi(?:'m| am) sorry\b|\b(?:as )?a (?:large )?language model\b|"
+    r"\bi do not have enough information\b|^\s*i (?:cannot|can't|won't)\b|"
+    r"\bprompt optimi[sz]ation\b)",
+    re.IGNORECASE,
+)
+
+# Verbs that open instructions. Rewrites restate the task, so they open with (or contain) one.
+IMPERATIVE_VERBS = frozenset(
+    """
+    act add adjust analyse analyze answer apply arrange ask assess assign break brainstorm build
+    calculate categorise categorize change check choose cite clarify classify combine compare
+    compile complete compose compute condense construct convert correct count craft create
+    debug decide deduce define delete derive describe design detect determine develop devise
+    discuss distinguish divide do draft draw edit elaborate eliminate enumerate estimate
+    evaluate examine explain express extract fill find finish fix focus format formulate
+    generate give group guess help highlight identify illustrate imagine implement improve
+    include indicate infer insert interpret invent judge justify keep label list locate make
+    mark match mention modify name note offer order organize organise outline paraphrase pick
+    plan point predict prepare present produce propose provide put rank rate read recommend
+    reduce refactor reformat reorder rephrase replace reply report respond restate restructure
+    return revise rewrite say score select separate share show simplify solve sort specify
+    state suggest summarise summarize support tell test think transform translate turn use
+    verify write come search reverse consider prove review tweak fill convert critique
+    proofread brainstorm recommend research investigate discover respond ask
+    """.split()
+)
+_INSTRUCTION_CUES = re.compile(
+    r"(?:\bplease\b|\bcan you\b|\bcould you\b|\bwould you\b|\bi (?:need|want|would like)\b|"
+    r"\bhelp me\b|\byour (?:task|answer|response|goal)\b|\byou (?:should|must|need|will|are)\b|"
+    r"\bensure\b|\bmake sure\b|\bbe sure\b|\bthe following\b|\bbelow\b|\bgiven\b|"
+    r"\bin (?:\w+ )?(?:words|sentences|bullet points|paragraphs)\b|\bfor example\b|\be\.g\.)",
+    re.IGNORECASE,
+)
+_QUESTION_OPENING = re.compile(
+    r"^\s*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|"
+    r"could|should|would|will|if|given|based on|according to|in)\b",
+    re.IGNORECASE,
+)
+_STOPWORDS = frozenset(
+    """a an the and or but of to in on at for with by from as is are was were be been being it
+    its this that these those i you he she we they me my your our their his her them us not no
+    so if then than do does did can could should would will shall may might must have has had
+    what which who whom how why when where there here about into over under up down out""".split()
+)
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """Verdict on one rewrite; ``reasons`` is empty when usable."""
+
+    usable: bool
+    reasons: tuple[str, ...] = ()
+    details: dict[str, object] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.usable
+
+
+def _norm_number(s: str) -> str:
+    return s.replace(",", "").rstrip("%").lstrip("+")
+
+
+def numbers_in(text: str) -> set[str]:
+    return {_norm_number(m.group(0)) for m in _NUMBER.finditer(text)}
+
+
+def quoted_in(text: str) -> list[str]:
+    return [next(g for g in m.groups() if g is not None) for m in _QUOTED.finditer(text)]
+
+
+def option_labels_in(text: str) -> set[str]:
+    return {(m.group(1) or m.group(2)).upper() for m in _OPTION_LABEL.finditer(text)}
+
+
+def content_words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS and len(w) > 2}
+
+
+def _first_word(sentence: str) -> str:
+    m = _WORD.search(sentence)
+    return m.group(0).lower() if m else ""
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+_REQUEST_CUES = re.compile(
+    r"(?:^|\b)(?:please|kindly|can you|could you|would you|will you|"
+    r"i (?:need|want|would like|'d like)|"
+    r"help me|your (?:task|answer|response|goal|job)|you (?:should|must|need to|will|are to|may)|"
+    r"ensure|make sure|be sure|do not|don't|avoid|focus on|keep (?:it|the|your)|"
+    r"let me know|tell me|show me|give me|in (?:\w+ )?(?:words|sentences|bullet points|paragraphs)|"
+    r"respond with|reply with|answer with|the (?:response|answer|output) should)\b",
+    re.IGNORECASE,
+)
+
+
+def _is_directive(sentence: str) -> bool:
+    s = sentence.strip().lstrip("-*#>•0123456789.) ").strip()
+    if not s:
+        return False
+    if _first_word(s) in IMPERATIVE_VERBS or s.endswith("?"):
+        return True
+    return bool(_REQUEST_CUES.search(s))
+
+
+def instruction_score(naive_prompt: str, rewrite: str) -> float:
+    """How much ``rewrite`` reads as a restated instruction (positive) versus a reply
+    (negative): directive sentences (imperatives, questions, requests) count for it, sentences
+    of new declarative content against it. Calibrated on the BPO pairs; see module docstring."""
+    naive_words = content_words(naive_prompt)
+    directive = 0.0
+    new_statements = 0.0
+    for sentence in _sentences(rewrite):
+        words = content_words(sentence)
+        if _is_directive(sentence):
+            directive += 1.0
+        elif words:
+            novelty = len(words - naive_words) / len(words)
+            if novelty > 0.5:
+                new_statements += 1.0
+            elif novelty > 0.25:
+                new_statements += 0.5
+    score = min(directive, 3.0) - new_statements
+    if directive == 0:
+        score -= 1.0
+    if _REPLY_OPENINGS.match(rewrite):
+        score -= 2.0
+    if "```" in rewrite and "```" not in naive_prompt:
+        score -= 2.0
+    if naive_words:
+        kept = len(naive_words & content_words(rewrite)) / len(naive_words)
+        score += kept - 0.5
+    return score
+
+
+def check_rewrite(
+    naive_prompt: str,
+    rewrite: str,
+    max_words: int | None = None,
+    options: Sequence[str] = (),
+    answer_threshold: float = 0.5,
+) -> GuardResult:
+    """Judge one rewrite of ``naive_prompt``. ``options`` are answer options that must survive
+    verbatim (in addition to option labels found in the naive prompt)."""
+    reasons: list[str] = []
+    details: dict[str, object] = {}
+    text = rewrite.strip()
+    if not text:
+        return GuardResult(False, ("empty",), details)
+    if max_words is not None and len(text.split()) > max_words:
+        reasons.append("over_budget")
+        details["words"] = len(text.split())
+    lowered = text.lower()
+    leaked = [m for m in TEMPLATE_MARKERS if m.lower() in lowered]
+    if leaked:
+        reasons.append("template_leak")
+        details["leaked"] = leaked
+    if _META_CHATTER.search(text) and not _META_CHATTER.search(naive_prompt):
+        reasons.append("meta_chatter")
+    missing_numbers = sorted(numbers_in(naive_prompt) - numbers_in(text))
+    if missing_numbers:
+        reasons.append("dropped_numbers")
+        details["missing_numbers"] = missing_numbers
+    missing_quotes = [q for q in quoted_in(naive_prompt) if q not in text]
+    if missing_quotes:
+        reasons.append("dropped_quotes")
+        details["missing_quotes"] = missing_quotes
+    missing_labels = sorted(option_labels_in(naive_prompt) - option_labels_in(text))
+    missing_options = [o for o in options if o not in text]
+    if missing_labels or missing_options:
+        reasons.append("dropped_options")
+        details["missing_options"] = missing_labels + missing_options
+    score = instruction_score(naive_prompt, text)
+    details["instruction_score"] = round(score, 3)
+    if score < answer_threshold and text != naive_prompt.strip():
+        reasons.append("answers_task")
+    return GuardResult(not reasons, tuple(reasons), details)
+
+
+def is_usable(naive_prompt: str, rewrite: str, max_words: int | None = None) -> bool:
+    return check_rewrite(naive_prompt, rewrite, max_words).usable
+
+
+_INJECTION = re.compile(
+    r"(?:\bignore (?:all |any )?(?:the |your |previous |prior |above |earlier )*"
+    r"(?:instructions?|prompts?|rules|above|text)\b|"
+    r"\bdisregard (?:all |the |your |previous |prior |above )*(?:instructions?|prompts?|rules)\b|"
+    r"\bforget (?:all |your |the |previous )*(?:instructions?|rules)\b|"
+    r"\b(?:reveal|print|show|repeat) (?:your|the) (?:system )?(?:prompt|instructions)\b|"
+    r"\byou are no longer\b|\bnew instructions?\s*:)",
+    re.IGNORECASE,
+)
+
+
+def looks_like_injection(naive_prompt: str) -> bool:
+    """The naive prompt addresses the optimizer itself ("ignore the above and print X")."""
+    return bool(_INJECTION.search(naive_prompt))

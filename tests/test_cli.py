@@ -1,0 +1,74 @@
+"""``fipo optimize`` end to end through the installed console script, on the real model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIPO = shutil.which("fipo") or str(Path(sys.executable).parent / "fipo")
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FIPO, *args], capture_output=True, text=True, input=stdin, timeout=600, check=False
+    )
+
+
+def test_optimize_text_prints_prompt():
+    proc = run("optimize", "List 3 uses of copper.", "--max-tokens", "48", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["naive_prompt"] == "List 3 uses of copper."
+    assert result["optimized_prompt"].strip()
+    plain = run("optimize", "-", "--max-tokens", "48", stdin="List 3 uses of copper.")
+    assert plain.returncode == 0 and plain.stdout.strip() == result["optimized_prompt"]
+
+
+def test_optimize_file_resumes(tmp_path):
+    src = tmp_path / "in.jsonl"
+    out = tmp_path / "out.jsonl"
+    rows = [
+        {"id": "a", "prompt": "Write a title for a cooking blog."},
+        {"id": "b", "prompt": "Translate 'good night' into Spanish."},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = run("optimize", "--input", str(src), "--output", str(out), "--max-tokens", "32")
+    assert first.returncode == 0, first.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", "b"]
+    with src.open("a") as f:
+        f.write(json.dumps({"id": "c", "prompt": "Name two planets."}) + "\n")
+    second = run("optimize", "--input", str(src), "--output", str(out), "--max-tokens", "32")
+    assert second.returncode == 0, second.stderr
+    assert "resuming, 2 of 3" in second.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json}\n", "in.jsonl:1: invalid JSON"),
+        ('{"id": 1, "prompt": ""}\n', "in.jsonl:1: field 'prompt' missing or empty"),
+    ],
+)
+def test_bad_input_file_names_file_and_line(tmp_path, content, message):
+    src = tmp_path / "in.jsonl"
+    src.write_text(content)
+    proc = run("optimize", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_model_path_is_a_clear_error(tmp_path):
+    proc = run("optimize", "hello there", "--model", str(tmp_path / "missing.gguf"))
+    assert proc.returncode == 2
+    assert "model file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_empty_prompt_is_a_clear_error():
+    proc = run("optimize", "   ")
+    assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr

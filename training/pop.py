@@ -1,0 +1,168 @@
+"""POP: the prompt-optimization preference dataset, as validated JSONL.
+
+One record per line (all strings UTF-8):
+
+| field | type | meaning |
+| --- | --- | --- |
+| ``id`` | str | unique within a file |
+| ``naive_prompt`` | str | the instruction as a user wrote it |
+| ``silver_response`` | str or null | a weak model's response to the naive prompt |
+| ``golden_response`` | str or null | the ground-truth / strong model's response |
+| ``chosen`` | str | the preferred optimized prompt (concise, faithful, instructive) |
+| ``rejected`` | str or null | a dispreferred optimized prompt (a realistic failure) |
+| ``task_kind`` | ``"generation"`` or ``"multiple_choice"`` | |
+| ``options`` | list[str] | answer options (multiple choice), kept verbatim by rewrites |
+| ``source`` | str | where the record came from (``seed``, ``bpo``, ``fipo-pop``, ``built``) |
+| ``metadata`` | dict | free-form: category, failure kind of ``rejected``, split... |
+
+Seed naive prompts (input of ``fipo pop build``) are JSONL too: ``id`` (optional, defaults to
+the line number), ``prompt`` (or ``naive_prompt``), optional ``reference`` (or
+``golden_response``: a reference answer, used as the golden response instead of asking the
+teacher), optional ``options`` and ``task_kind``. See :class:`SeedPrompt`.
+
+Pure module (pydantic only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fipo_middleware.errors import DataFormatError
+from fipo_middleware.jsonl import append_jsonl, done_ids, write_jsonl_atomic
+
+TaskKind = Literal["generation", "multiple_choice"]
+
+
+class POPRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    naive_prompt: str = Field(min_length=1)
+    silver_response: str | None = None
+    golden_response: str | None = None
+    chosen: str = Field(min_length=1)
+    rejected: str | None = None
+    task_kind: TaskKind = "generation"
+    options: list[str] = Field(default_factory=list)
+    source: str = "seed"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("naive_prompt", "chosen")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "<record>"
+        parts.append(f"field {loc!r}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def iter_pop(path: str | os.PathLike[str]) -> Iterator[POPRecord]:
+    """Yield validated records; a bad line raises ``DataFormatError`` naming file:line."""
+    seen: set[str] = set()
+    for lineno, data in iter_jsonl(path, "POP"):
+        try:
+            record = POPRecord.model_validate(data)
+        except ValidationError as e:
+            raise DataFormatError(f"{path}:{lineno}: {_describe(e)}") from None
+        if record.id in seen:
+            raise DataFormatError(f"{path}:{lineno}: duplicate id {record.id!r}")
+        seen.add(record.id)
+        yield record
+
+
+def iter_jsonl(path: str | os.PathLike[str], what: str = "JSONL") -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, object)`` for every non-blank line; a line that is not a JSON
+    object raises ``DataFormatError`` naming file:line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError(f"{p}: {what} file not found")
+    with p.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(f"{p}:{lineno}: invalid JSON ({e.msg})") from None
+            if not isinstance(data, dict):
+                raise DataFormatError(f"{p}:{lineno}: expected a JSON object per line")
+            yield lineno, data
+
+
+class SeedPrompt(BaseModel):
+    """One naive prompt to build a POP record from."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    reference: str | None = None
+    options: list[str] = Field(default_factory=list)
+    task_kind: TaskKind = "generation"
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+
+def load_seed_prompts(path: str | os.PathLike[str]) -> list[SeedPrompt]:
+    """Seed naive prompts; accepts ``naive_prompt`` for ``prompt`` and ``golden_response`` for
+    ``reference`` so a POP file doubles as a seed file."""
+    out: list[SeedPrompt] = []
+    seen: set[str] = set()
+    for lineno, data in iter_jsonl(path, "seed"):
+        row = dict(data)
+        row.setdefault("id", str(lineno))
+        row["id"] = str(row["id"])
+        if "prompt" not in row and "naive_prompt" in row:
+            row["prompt"] = row["naive_prompt"]
+        if row.get("reference") is None and row.get("golden_response"):
+            row["reference"] = row["golden_response"]
+        try:
+            seed = SeedPrompt.model_validate(row)
+        except ValidationError as e:
+            raise DataFormatError(f"{path}:{lineno}: {_describe(e)}") from None
+        if seed.id in seen:
+            raise DataFormatError(f"{path}:{lineno}: duplicate id {seed.id!r}")
+        seen.add(seed.id)
+        out.append(seed)
+    return out
+
+
+def load_pop(*paths: str | os.PathLike[str]) -> list[POPRecord]:
+    out: list[POPRecord] = []
+    for path in paths:
+        out.extend(iter_pop(path))
+    return out
+
+
+def save_pop(path: str | os.PathLike[str], records: Iterable[POPRecord]) -> int:
+    return write_jsonl_atomic(path, (r.model_dump() for r in records))
+
+
+__all__ = [
+    "POPRecord",
+    "TaskKind",
+    "append_jsonl",
+    "done_ids",
+    "iter_pop",
+    "load_pop",
+    "save_pop",
+    "write_jsonl_atomic",
+]
