@@ -35,10 +35,11 @@ _REPLY_OPENINGS = re.compile(
 _META_CHATTER = re.compile(
     r"(?:\bgolden prompt\b|\bsilver prompt\b|\bsliver\b|\bnaive prompt\b|\boptimi[sz]ed prompt\b|"
     r"\bthe (?:original|given|above) prompt\b|\bthis prompt (?:is|has|was)\b|"
-    r"\bi (?:have|'ve) (?:optimi[sz]ed|rewritten|revised|improved)\b|\bas an ai\b|"
+    r"\bi(?: have|'ve) (?:optimi[sz]ed|rewritten|revised|improved)\b|\bas an ai\b|"
     r"\bi(?:'m| am) sorry\b|\b(?:as )?a (?:large )?language model\b|"
     r"\bi do not have enough information\b|^\s*i (?:cannot|can't|won't)\b|"
-    r"\bprompt optimi[sz]ation\b)",
+    r"\bprompt optimi[sz]ation\b|\b(?:improved|better|revised|new) (?:version of (?:your|the) )?"
+    r"prompt\s*:|\bversion of your prompt\b)",
     re.IGNORECASE,
 )
 
@@ -59,7 +60,8 @@ IMPERATIVE_VERBS = frozenset(
     return revise rewrite say score select separate share show simplify solve sort specify
     state suggest summarise summarize support tell test think transform translate turn use
     verify write come search reverse consider prove review tweak fill convert critique
-    proofread brainstorm recommend research investigate discover respond ask
+    proofread brainstorm recommend research investigate discover respond ask book schedule
+    cancel confirm set send log pull lay track reason shorten condense email call draw post
     """.split()
 )
 _INSTRUCTION_CUES = re.compile(
@@ -120,6 +122,8 @@ def _first_word(sentence: str) -> str:
 
 
 def _sentences(text: str) -> list[str]:
+    # "e.g." and "vs." end no sentence.
+    text = re.sub(r"\b(e\.g|i\.e|vs|etc|approx|incl)\.", r"\1", text, flags=re.IGNORECASE)
     return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
 
