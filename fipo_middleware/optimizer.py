@@ -228,6 +228,7 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             inp.budget,
             self.decoding.key(),
             self.use_guard,
+            self.on_failure,
         )
 
     def _prepare(self, inp: MetaPromptInput) -> Any:
@@ -444,6 +445,13 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             logger.warning("FIPO fell back to the naive prompt (%s)", result.fallback_reason)
         else:
             logger.debug("FIPO optimized prompt in %.3fs", result.latency_s)
+
+    def rewrite(self, input: Any) -> tuple[Any, OptimizationResult]:
+        """Like ``invoke`` (same input types, fixed parts kept) but also returns the
+        ``OptimizationResult`` of the instruction; no callbacks."""
+        job = self._job(input)
+        result = self.optimize(job.split.instruction, job.silver, job.golden, job.max_words)
+        return job.rebuild(result.optimized_prompt), result
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         config = ensure_config(config)

@@ -270,3 +270,13 @@ def test_missing_and_corrupt_model_files(tmp_path, smollm2_path):
         FIPOOptimizer.from_gguf(truncated)
     with pytest.raises(ModelLoadError, match="LoRA adapter file not found"):
         FIPOOptimizer.from_gguf(smollm2_path, lora_path=tmp_path / "missing-lora.gguf")
+
+
+def test_rewrite_returns_output_and_result():
+    opt = scripted("Choose the planet closest to the Sun. Answer with the letter only.")
+    out, result = opt.rewrite("which planet is closest to the sun\nA) Venus\nB) Mercury\n")
+    assert out == (
+        "Choose the planet closest to the Sun. Answer with the letter only.\nA) Venus\nB) Mercury\n"
+    )
+    assert result.naive_prompt == "which planet is closest to the sun"
+    assert not result.used_fallback

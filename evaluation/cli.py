@@ -1,0 +1,112 @@
+"""``fipo eval`` (downstream accuracy) and ``fipo eval-prompts`` (intrinsic metrics on prompt
+pairs), wired into ``fipo`` by ``fipo_middleware.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _split_specs(values: list[str] | None, default: list[str]) -> list[str]:
+    if not values:
+        return default
+    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluation.downstream import parse_downstream
+    from evaluation.optimizers import parse_optimizer
+    from evaluation.runner import run_eval
+
+    optimizers = [
+        parse_optimizer(s, n_threads=args.n_threads, max_tokens=args.optimizer_max_tokens,
+                        max_words=args.max_words)
+        for s in _split_specs(args.optimizer, ["naive", "base"])
+    ]
+    downstream = [
+        parse_downstream(s, n_ctx=args.n_ctx, n_threads=args.n_threads)
+        for s in _split_specs(args.downstream, ["smollm2"])
+    ]
+    scorers = _split_specs(args.mc_scorer, []) or None
+    res = run_eval(
+        args.tasks, optimizers, downstream,
+        output=args.output, limit=args.limit, seed=args.seed, mc_scorers=scorers,
+        max_new_tokens=args.max_new_tokens, letter_max_tokens=args.letter_max_tokens,
+        instruction_source=args.instruction_source, n_resamples=args.bootstrap,
+        chart=not args.no_chart, progress=not args.quiet,
+    )
+    if not args.quiet:
+        print((res.files["markdown"]).read_text(encoding="utf-8"))
+    tm = res.summary["timing"]
+    print(
+        f"fipo eval: {tm['rows']} rows in {tm['wall_s']} s ({tm['rows_per_s']} rows/s); "
+        f"reports in {res.output}/ ({', '.join(p.name for p in res.files.values())})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_eval_prompts(args: argparse.Namespace) -> int:
+    from evaluation.intrinsic import render_prompt_markdown, run_prompt_eval
+    from evaluation.optimizers import parse_optimizer
+
+    specs = [
+        parse_optimizer(s, n_threads=args.n_threads, max_tokens=args.optimizer_max_tokens,
+                        max_words=args.max_words)
+        for s in _split_specs(args.optimizer, ["naive", "base"])
+    ]
+    summary = run_prompt_eval(args.pairs, specs, output=args.output, limit=args.limit,
+                              progress=not args.quiet)
+    summary.pop("rows")
+    print(json.dumps(summary, indent=2) if args.json else render_prompt_markdown(summary))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--optimizer", action="append", metavar="SPEC",
+                   help="naive | base | fipo | gguf:PATH | lc:module:attr, optionally NAME=SPEC; "
+                        "repeat or comma-separate (default: naive,base; naive is always added)")
+    p.add_argument("--limit", type=int, default=None, help="examples (pairs) per task file")
+    p.add_argument("--output", default=None, help="output folder (holds the resumable cache)")
+    p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads")
+    p.add_argument("--optimizer-max-tokens", type=int, default=128)
+    p.add_argument("--max-words", type=int, default=None, help="optimized instruction budget")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+
+
+def add_subcommands(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval", help="downstream accuracy of naive vs optimized prompts on task files",
+        description="Evaluate prompt optimizers by the accuracy of downstream models on tasks "
+                    "(BIG-bench task.json or JSONL with instruction/input/options/target). "
+                    "Rerunning with the same --output resumes from its cache.",
+    )
+    p.add_argument("tasks", nargs="+", metavar="TASK_FILE")
+    _common(p)
+    p.set_defaults(output="runs/eval")
+    p.add_argument("--seed", type=int, default=0, help="example sampling, option order, bootstrap")
+    p.add_argument("--downstream", action="append", metavar="SPEC",
+                   help="smollm2 | gguf:PATH | hf:MODEL | lc:module:attr, optionally NAME=SPEC; "
+                        "repeat or comma-separate (default: smollm2)")
+    p.add_argument("--mc-scorer", action="append", metavar="NAME",
+                   help="loglik and/or letter (default: both where supported)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation tasks")
+    p.add_argument("--letter-max-tokens", type=int, default=8, help="letter scorer")
+    p.add_argument("--n-ctx", type=int, default=2048, help="llama.cpp downstream context")
+    p.add_argument("--instruction-source", choices=["generic", "description"], default="generic",
+                   help="instruction for BIG-bench tasks without task_prefix")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--no-chart", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    q = subparsers.add_parser(
+        "eval-prompts", help="intrinsic optimizer metrics on prompt pairs (BPO format)",
+        description="Usable-rewrite rate (the guard), faithfulness (numbers, quotes, options "
+                    "kept) and ROUGE-L to the reference rewrite, vs the identity baseline.",
+    )
+    q.add_argument("pairs", metavar="PAIRS.json")
+    _common(q)
+    q.add_argument("--json", action="store_true", help="print the summary as JSON")
+    q.set_defaults(func=cmd_eval_prompts)

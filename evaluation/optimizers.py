@@ -1,0 +1,130 @@
+"""Optimizers compared in one run: ``naive`` (identity), ``base`` (the untuned SmolLM2,
+``FIPOOptimizer.default(use_adapter=False)``), ``fipo`` (the trained default,
+``FIPOOptimizer.default()``), ``gguf:PATH`` (any GGUF via ``from_gguf``) and ``lc:module:attr``
+(any LangChain model via ``from_llm``). Each spec may be ``NAME=SPEC``.
+
+Optimizers load lazily; the cache key is known up front so a resumed run loads none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fipo_middleware.errors import FIPOError
+
+NAIVE = "naive"
+
+
+@dataclass
+class OptimizerSpec:
+    """A named optimizer; ``factory`` returns a ``FIPOOptimizer`` (None for naive)."""
+
+    name: str
+    key: str
+    factory: Callable[[], Any] | None = None
+    _instance: Any = None
+
+    @property
+    def is_naive(self) -> bool:
+        return self.factory is None
+
+    def get(self) -> Any:
+        if self.factory is None:
+            return None
+        if self._instance is None:
+            self._instance = self.factory()
+        return self._instance
+
+
+def _file_id(path: Path | None) -> str:
+    if path is None:
+        return "none"
+    return f"{path.name}:{path.stat().st_size}" if path.is_file() else str(path)
+
+
+def _settings_key(decoding: Any, max_words: int | None) -> str:
+    return f"dec={decoding.key()!r}:mw={max_words}"
+
+
+def optimizer_key(opt: Any) -> str:
+    """Cache key of a constructed ``FIPOOptimizer``: model, dialect, decoding, guard."""
+    return (
+        f"{opt.backend.identity}:{opt.dialect.value}:{_settings_key(opt.decoding, opt.max_words)}"
+        f":guard={opt.use_guard}"
+    )
+
+
+def parse_optimizer(
+    spec: str,
+    *,
+    n_threads: int | None = None,
+    max_tokens: int = 128,
+    max_words: int | None = None,
+) -> OptimizerSpec:
+    from fipo_middleware.backends.base import DecodingParams
+
+    name, sep, body = spec.partition("=")
+    if not sep:
+        name, body = "", spec
+    decoding = DecodingParams(max_tokens=max_tokens)
+    common: dict[str, Any] = {"decoding": decoding, "n_threads": n_threads}
+    if max_words:
+        common["max_words"] = max_words
+    settings = _settings_key(decoding, max_words)
+    if body == NAIVE:
+        return OptimizerSpec(name or NAIVE, NAIVE)
+    if body in ("base", "fipo"):
+        from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
+        from fipo_middleware.optimizer import FIPOOptimizer
+
+        adapter = default_adapter_path() if body == "fipo" else None
+        model = smollm2_gguf_path()
+        key = f"llama.cpp:{_file_id(model)}+{_file_id(adapter)}:chat:{settings}:guard=True"
+        use_adapter = body == "fipo"
+        return OptimizerSpec(
+            name or body, key,
+            lambda: FIPOOptimizer.default(use_adapter=use_adapter, **common),
+        )
+    kind, _, rest = body.partition(":")
+    if kind == "gguf" and rest:
+        from fipo_middleware.optimizer import FIPOOptimizer
+
+        path = Path(rest)
+        return OptimizerSpec(
+            name or path.stem,
+            f"llama.cpp:{_file_id(path)}+none:chat:{settings}:guard=True",
+            lambda: FIPOOptimizer.from_gguf(path, **common),
+        )
+    if kind == "lc" and rest:
+        from evaluation.downstream import load_langchain_model
+        from fipo_middleware.optimizer import FIPOOptimizer
+
+        model = load_langchain_model(rest)
+        opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words)
+        return OptimizerSpec(name or rest.split(":")[-1], optimizer_key(opt), lambda: opt, opt)
+    raise FIPOError(
+        f"unknown optimizer {spec!r}; use naive, base, fipo, gguf:PATH or lc:module:attr "
+        "(optionally NAME=SPEC)"
+    )
+
+
+def as_optimizer(name: str, value: Any) -> OptimizerSpec:
+    """Python API: ``None``/"naive" -> identity, a spec string, a ``FIPOOptimizer``, or a
+    LangChain model (wrapped with ``FIPOOptimizer.from_llm``)."""
+    from fipo_middleware.optimizer import FIPOOptimizer
+
+    if isinstance(value, OptimizerSpec):
+        return value
+    if value is None or value == NAIVE:
+        return OptimizerSpec(name, NAIVE)
+    if isinstance(value, str):
+        spec = parse_optimizer(value)
+        spec.name = name
+        return spec
+    if isinstance(value, FIPOOptimizer):
+        return OptimizerSpec(name, optimizer_key(value), lambda: value, value)
+    opt = FIPOOptimizer.from_llm(value)
+    return OptimizerSpec(name, optimizer_key(opt), lambda: opt, opt)

@@ -1,0 +1,148 @@
+"""Rewrite one human message with a ``FIPOOptimizer``, shared by the chat model and the agent
+middleware.
+
+The optimizer's own ``invoke`` rewrites only the *last* human message of a list and returns no
+``OptimizationResult``; both integrations need to pick which messages to rewrite and to record
+naive and optimized text, so they split the text themselves (with the optimizer's own
+protection settings, so fixed parts still pass through byte for byte) and call ``optimize``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from fipo_middleware.errors import InvalidPromptError
+from fipo_middleware.optimizer import FIPOOptimizer, OptimizationResult
+from fipo_middleware.segments import SplitPrompt, split_prompt
+
+RewritePolicy = Literal["last_human", "first_human", "all_human"]
+REWRITE_POLICIES: tuple[str, ...] = ("last_human", "first_human", "all_human")
+
+
+def _text_block_index(content: list[Any]) -> int | None:
+    # Same rule as FIPOOptimizer: the first text block of multimodal content is the instruction.
+    for i, block in enumerate(content):
+        if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"):
+            return i
+    return None
+
+
+def message_text(message: BaseMessage) -> str | None:
+    """The instruction text of a message (its first text block), or None when it has none."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    i = _text_block_index(list(content))
+    if i is None:
+        return None
+    block = content[i]
+    return block if isinstance(block, str) else str(block.get("text", ""))
+
+
+def with_text(message: BaseMessage, text: str) -> BaseMessage:
+    """A copy of ``message`` (same id, name, metadata) whose instruction text is ``text``;
+    other content blocks (images, files...) are kept as they are."""
+    content = message.content
+    if isinstance(content, str):
+        return message.model_copy(update={"content": text})
+    blocks = list(content)
+    i = _text_block_index(blocks)
+    if i is None:
+        return message
+    block = blocks[i]
+    blocks[i] = text if isinstance(block, str) else {**block, "text": text}
+    return message.model_copy(update={"content": blocks})
+
+
+def select_human(messages: Sequence[BaseMessage], policy: str) -> list[int]:
+    """Indices of the human messages ``policy`` rewrites; never system, AI or tool messages."""
+    humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    if not humans:
+        return []
+    if policy == "last_human":
+        return [humans[-1]]
+    if policy == "first_human":
+        return [humans[0]]
+    if policy == "all_human":
+        return humans
+    raise ValueError(f"unknown rewrite policy {policy!r}; expected one of {REWRITE_POLICIES}")
+
+
+def _split(optimizer: FIPOOptimizer, text: str) -> SplitPrompt:
+    return split_prompt(
+        text, protect_code=optimizer.protect_code, protect_options=optimizer.protect_options
+    )
+
+
+def _record(naive: str, optimized: str, result: OptimizationResult | None, why: str = "") -> dict:
+    """One audit record. ``naive_prompt``/``optimized_prompt`` are the whole message texts
+    (fixed segments included), i.e. exactly what the user wrote and what the model received."""
+    if result is None:
+        return {
+            "naive_prompt": naive,
+            "optimized_prompt": naive,
+            "used_fallback": True,
+            "fallback_reason": why,
+            "guard_reasons": [],
+            "cached": False,
+            "latency_ms": 0.0,
+            "model": "",
+        }
+    return {**result.to_dict(), "naive_prompt": naive, "optimized_prompt": optimized}
+
+
+def rewrite_text(optimizer: FIPOOptimizer, text: str) -> tuple[str, dict]:
+    """Optimize the instruction in ``text``; returns the new text and its audit record."""
+    try:
+        split = _split(optimizer, text)
+    except InvalidPromptError as e:
+        # Blank or all-fixed text has nothing to optimize: pass it through, say why.
+        return text, _record(text, text, None, f"nothing_to_optimize: {e}")
+    result = optimizer.optimize(split.instruction)
+    new = split.rebuild(result.optimized_prompt)
+    return new, _record(text, new, result)
+
+
+async def arewrite_text(optimizer: FIPOOptimizer, text: str) -> tuple[str, dict]:
+    try:
+        split = _split(optimizer, text)
+    except InvalidPromptError as e:
+        return text, _record(text, text, None, f"nothing_to_optimize: {e}")
+    result = await optimizer.aoptimize(split.instruction)
+    new = split.rebuild(result.optimized_prompt)
+    return new, _record(text, new, result)
+
+
+def rewrite_messages(
+    optimizer: FIPOOptimizer, messages: Sequence[BaseMessage], policy: str
+) -> tuple[list[BaseMessage], list[dict]]:
+    """Rewrite the human messages ``policy`` selects; returns the new list and one record per
+    rewritten message (with its ``index`` in the list and ``message_id``)."""
+    out = list(messages)
+    records: list[dict] = []
+    for i in select_human(out, policy):
+        text = message_text(out[i])
+        if text is None:
+            continue
+        new, record = rewrite_text(optimizer, text)
+        out[i] = with_text(out[i], new)
+        records.append({"index": i, "message_id": out[i].id, **record})
+    return out, records
+
+
+async def arewrite_messages(
+    optimizer: FIPOOptimizer, messages: Sequence[BaseMessage], policy: str
+) -> tuple[list[BaseMessage], list[dict]]:
+    out = list(messages)
+    records: list[dict] = []
+    for i in select_human(out, policy):
+        text = message_text(out[i])
+        if text is None:
+            continue
+        new, record = await arewrite_text(optimizer, text)
+        out[i] = with_text(out[i], new)
+        records.append({"index": i, "message_id": out[i].id, **record})
+    return out, records
