@@ -35,7 +35,7 @@ from fipo_middleware.template import MetaPromptInput
 
 
 def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[dict[str, str]]:
-    """A BPO-style JSON list (or JSONL) of ``{prompt, optimized_prompt, ...}``."""
+    """A BPO-style JSON list (or JSONL) of ``{prompt, optimized_prompt, ...}``, or POP JSONL."""
     p = Path(path)
     if not p.is_file():
         raise DataFormatError(f"{p}: pairs file not found")
@@ -52,6 +52,9 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[d
         where = f"{p}: item {i}"
         if not isinstance(row, dict):
             raise DataFormatError(f"{where}: expected an object")
+        # POP records (naive_prompt / chosen) work too, e.g. the seed dev split.
+        if "prompt" not in row and "naive_prompt" in row:
+            row = {**row, "prompt": row["naive_prompt"], "optimized_prompt": row.get("chosen")}
         for fld in ("prompt", "optimized_prompt"):
             if not isinstance(row.get(fld), str) or not row[fld].strip():
                 raise DataFormatError(f"{where}: field {fld!r} is missing or empty")

@@ -177,6 +177,31 @@ def instruction_score(naive_prompt: str, rewrite: str) -> float:
     return score
 
 
+_MATERIAL_LABEL = re.compile(
+    r"(?im)(?:^|(?<=[.!?:]\s))\s*(?:question|q\d*|text|sentence|passage|input|context|words|"
+    r"list|review|email|statement|example)\s*\d*\s*:\s*([^\n]+)"
+)
+
+
+def invented_material(naive_prompt: str, rewrite: str) -> list[str]:
+    """Material the rewrite presents as given ("Question: ...", a quoted list) that the naive
+    prompt does not contain: the optimizer made up an input, which would mislead the downstream
+    model (seen with short task-level instructions such as "Sort the following words:")."""
+    naive_lower = naive_prompt.lower()
+    naive_words = content_words(naive_prompt)
+    found: list[str] = []
+    for q in quoted_in(rewrite):
+        if len(q.split()) >= 3 and q.lower() not in naive_lower:
+            words = content_words(q)
+            if words and len(words - naive_words) / len(words) > 0.5:
+                found.append(q)
+    for m in _MATERIAL_LABEL.finditer(rewrite):
+        words = content_words(m.group(1))
+        if len(words) >= 3 and len(words - naive_words) / len(words) > 0.5:
+            found.append(m.group(1).strip())
+    return found
+
+
 def check_rewrite(
     naive_prompt: str,
     rewrite: str,
@@ -214,6 +239,10 @@ def check_rewrite(
     if missing_labels or missing_options:
         reasons.append("dropped_options")
         details["missing_options"] = missing_labels + missing_options
+    invented = invented_material(naive_prompt, text)
+    if invented:
+        reasons.append("invented_material")
+        details["invented"] = invented
     score = instruction_score(naive_prompt, text)
     details["instruction_score"] = round(score, 3)
     if score < answer_threshold and text != naive_prompt.strip():
