@@ -148,8 +148,8 @@ def run_prompt_eval(
             row = {
                 "id": pair["id"], "optimizer": spec.name, "naive_prompt": naive,
                 "reference": pair["reference"], "rewrite": rewrite,
-                "usable": 1.0 if guard and guard.usable else 0.0,
-                "guard_reasons": list(guard.reasons) if guard else ["empty"],
+                "usable": 1.0 if guard is not None and guard.usable else 0.0,
+                "guard_reasons": list(guard.reasons) if guard is not None else ["empty"],
                 "fallback_reason": info.get("fallback_reason"),
                 "rouge_l": rouge(pair["reference"], rewrite),
                 **faithfulness(naive, rewrite),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fipo_middleware.errors import DataFormatError
+from fipo_middleware.jsonl import iter_jsonl
 
 GENERIC_MC_INSTRUCTION = "Answer the following question by choosing one of the options."
 GENERIC_GEN_INSTRUCTION = "Answer the following question."
@@ -215,50 +216,41 @@ def load_bigbench(path: Path, *, seed: int = 0, instruction_source: str = "gener
 def load_jsonl(path: Path, *, seed: int = 0) -> Task:
     out: list[Example] = []
     kinds: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{where}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(f"{where}: expected a JSON object")
-            instruction = row.get("instruction")
-            if not isinstance(instruction, str) or not instruction.strip():
-                raise DataFormatError(f"{where}: field 'instruction' is missing or empty")
-            text = row.get("input", "")
-            if not isinstance(text, str):
-                raise DataFormatError(f"{where}: field 'input' must be a string")
-            if "target" not in row:
-                raise DataFormatError(f"{where}: field 'target' is missing")
-            ex_id = str(row.get("id", lineno))
-            options = row.get("options") or []
-            if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
-                raise DataFormatError(f"{where}: field 'options' must be a list of strings")
-            if options:
-                if len(options) < 2 or len(options) > len(LABELS):
-                    raise DataFormatError(f"{where}: field 'options' needs 2 to 26 entries")
-                target = row["target"]
-                if isinstance(target, int) and not isinstance(target, bool):
-                    if not 0 <= target < len(options):
-                        raise DataFormatError(f"{where}: field 'target' index out of range")
-                    idx = target
-                elif isinstance(target, str) and target in options:
-                    idx = options.index(target)
-                else:
-                    raise DataFormatError(
-                        f"{where}: field 'target' must be one of 'options' or its index"
-                    )
-                kinds.add("multiple_choice")
-                out.append(_mc_example(ex_id, instruction.strip(), text, options, {idx},
-                                       f"{path.stem}:{ex_id}", seed))
+    for lineno, row in iter_jsonl(path, "task"):
+        where = f"{path}:{lineno}"
+        instruction = row.get("instruction")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise DataFormatError(f"{where}: field 'instruction' is missing or empty")
+        text = row.get("input", "")
+        if not isinstance(text, str):
+            raise DataFormatError(f"{where}: field 'input' must be a string")
+        if "target" not in row:
+            raise DataFormatError(f"{where}: field 'target' is missing")
+        ex_id = str(row.get("id", lineno))
+        options = row.get("options") or []
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise DataFormatError(f"{where}: field 'options' must be a list of strings")
+        if options:
+            if len(options) < 2 or len(options) > len(LABELS):
+                raise DataFormatError(f"{where}: field 'options' needs 2 to 26 entries")
+            target = row["target"]
+            if isinstance(target, int) and not isinstance(target, bool):
+                if not 0 <= target < len(options):
+                    raise DataFormatError(f"{where}: field 'target' index out of range")
+                idx = target
+            elif isinstance(target, str) and target in options:
+                idx = options.index(target)
             else:
-                kinds.add("generation")
-                out.append(Example(id=ex_id, instruction=instruction.strip(), input=text,
-                                   targets=_gen_targets(row["target"], where)))
+                raise DataFormatError(
+                    f"{where}: field 'target' must be one of 'options' or its index"
+                )
+            kinds.add("multiple_choice")
+            out.append(_mc_example(ex_id, instruction.strip(), text, options, {idx},
+                                   f"{path.stem}:{ex_id}", seed))
+        else:
+            kinds.add("generation")
+            out.append(Example(id=ex_id, instruction=instruction.strip(), input=text,
+                               targets=_gen_targets(row["target"], where)))
     if not out:
         raise DataFormatError(f"{path}: no examples (empty file)")
     if len(kinds) > 1:

@@ -36,26 +36,16 @@ def _build_optimizer(args: argparse.Namespace) -> Any:
 
 def _read_jsonl_inputs(path: Path) -> list[dict[str, Any]]:
     from fipo_middleware.errors import DataFormatError
+    from fipo_middleware.jsonl import iter_jsonl
 
-    if not path.is_file():
-        raise DataFormatError(f"{path}: input file not found")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataFormatError(f"{path}:{lineno}: expected a JSON object")
-            prompt = row.get("prompt", row.get("naive_prompt"))
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise DataFormatError(f"{path}:{lineno}: field 'prompt' missing or empty")
-            row.setdefault("id", str(lineno))
-            row["id"] = str(row["id"])
-            rows.append(row)
+    for lineno, row in iter_jsonl(path, "input"):
+        prompt = row.get("prompt", row.get("naive_prompt"))
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DataFormatError(f"{path}:{lineno}: field 'prompt' missing or empty")
+        row.setdefault("id", str(lineno))
+        row["id"] = str(row["id"])
+        rows.append(row)
     return rows
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from fipo_middleware.errors import DataFormatError
 
 
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> int:
@@ -55,3 +57,22 @@ def done_ids(path: str | os.PathLike[str], key: str = "id") -> set[str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
     return ids
+
+
+def iter_jsonl(path: str | os.PathLike[str], what: str = "JSONL") -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, object)`` for every non-blank line; a line that is not a JSON
+    object raises ``DataFormatError`` naming file:line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError(f"{p}: {what} file not found")
+    with p.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(f"{p}:{lineno}: invalid JSON ({e.msg})") from None
+            if not isinstance(data, dict):
+                raise DataFormatError(f"{p}:{lineno}: expected a JSON object per line")
+            yield lineno, data

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import RewriteTableLLM
 from langchain.agents import create_agent
-from langchain_core.language_models import LLM, GenericFakeChatModel
+from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatResult
 from langchain_core.tools import tool
@@ -55,17 +56,6 @@ def tool_round(city: str, call_id: str) -> list[AIMessage]:
     ]
 
 
-class RewriteTableLLM(LLM):
-    table: dict[str, str]
-
-    @property
-    def _llm_type(self) -> str:
-        return "rewrite-table"
-
-    def _call(
-        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
-    ) -> str:
-        return next((rw for naive, rw in self.table.items() if naive in prompt), "")
 
 
 @pytest.fixture

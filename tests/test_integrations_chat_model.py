@@ -8,8 +8,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from fakes import RewriteTableLLM
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.language_models import LLM, BaseChatModel, GenericFakeChatModel
+from langchain_core.language_models import BaseChatModel, GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableBinding
@@ -29,20 +30,6 @@ WEATHER_REWRITE = (
 )
 
 
-class RewriteTableLLM(LLM):
-    """A deterministic optimizer model: answers the meta-prompt with the rewrite of whichever
-    naive prompt it contains (the rewrites pass the guard)."""
-
-    table: dict[str, str]
-
-    @property
-    def _llm_type(self) -> str:
-        return "rewrite-table"
-
-    def _call(
-        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
-    ) -> str:
-        return next((rw for naive, rw in self.table.items() if naive in prompt), "")
 
 
 def table_optimizer() -> FIPOOptimizer:

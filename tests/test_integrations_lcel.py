@@ -7,7 +7,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from langchain_core.language_models import LLM, BaseChatModel, GenericFakeChatModel
+from fakes import RewriteTableLLM
+from langchain_core.language_models import BaseChatModel, GenericFakeChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatResult
@@ -25,17 +26,6 @@ prompt = ChatPromptTemplate.from_messages(
 )
 
 
-class RewriteTableLLM(LLM):
-    table: dict[str, str]
-
-    @property
-    def _llm_type(self) -> str:
-        return "rewrite-table"
-
-    def _call(
-        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
-    ) -> str:
-        return next((rw for naive, rw in self.table.items() if naive in prompt), "")
 
 
 class RecordingChatModel(GenericFakeChatModel):

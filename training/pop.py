@@ -25,16 +25,14 @@ Pure module (pydantic only).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fipo_middleware.errors import DataFormatError
-from fipo_middleware.jsonl import append_jsonl, done_ids, write_jsonl_atomic
+from fipo_middleware.jsonl import append_jsonl, done_ids, iter_jsonl, write_jsonl_atomic
 
 TaskKind = Literal["generation", "multiple_choice"]
 
@@ -81,25 +79,6 @@ def iter_pop(path: str | os.PathLike[str]) -> Iterator[POPRecord]:
             raise DataFormatError(f"{path}:{lineno}: duplicate id {record.id!r}")
         seen.add(record.id)
         yield record
-
-
-def iter_jsonl(path: str | os.PathLike[str], what: str = "JSONL") -> Iterator[tuple[int, dict]]:
-    """Yield ``(line number, object)`` for every non-blank line; a line that is not a JSON
-    object raises ``DataFormatError`` naming file:line."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataFormatError(f"{p}: {what} file not found")
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{p}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(data, dict):
-                raise DataFormatError(f"{p}:{lineno}: expected a JSON object per line")
-            yield lineno, data
 
 
 class SeedPrompt(BaseModel):
