@@ -8,6 +8,8 @@ Optimizers load lazily; the cache key is known up front so a resumed run loads n
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +41,24 @@ class OptimizerSpec:
         return self._instance
 
 
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def _file_id(path: Path | None) -> str:
+    """Content fingerprint: a retrained adapter has the same size as the old one, and must not
+    be served the old one's cached rewrites."""
     if path is None:
         return "none"
-    return f"{path.name}:{path.stat().st_size}" if path.is_file() else str(path)
+    if not path.is_file():
+        return str(path)
+    st = path.stat()
+    return f"{path.name}:{_digest(str(path), st.st_size, st.st_mtime_ns)}"
 
 
 def _settings_key(decoding: Any, max_words: int | None) -> str:
