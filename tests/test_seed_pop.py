@@ -38,7 +38,10 @@ def test_dev_is_held_out(splits):
 
 def test_every_record_is_a_full_preference_pair(splits):
     for r in [*splits[0], *splits[1]]:
-        assert r.silver_response and r.golden_response and r.rejected, r.id
+        # Instruction-only prompts (the input comes later) have no response to show.
+        if not r.metadata.get("instruction_only"):
+            assert r.silver_response and r.golden_response, r.id
+        assert r.rejected, r.id
         assert r.metadata.get("failure"), r.id
         if r.task_kind == "multiple_choice":
             assert r.options and all(o in r.chosen for o in r.options), r.id
