@@ -453,6 +453,12 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         result = self.optimize(job.split.instruction, job.silver, job.golden, job.max_words)
         return job.rebuild(result.optimized_prompt), result
 
+    async def arewrite(self, input: Any) -> tuple[Any, OptimizationResult]:
+        """Async ``rewrite``."""
+        job = self._job(input)
+        result = await self.aoptimize(job.split.instruction, job.silver, job.golden, job.max_words)
+        return job.rebuild(result.optimized_prompt), result
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         config = ensure_config(config)
         manager = get_callback_manager_for_config(config)

@@ -1,10 +1,10 @@
 """Rewrite one human message with a ``FIPOOptimizer``, shared by the chat model and the agent
 middleware.
 
-The optimizer's own ``invoke`` rewrites only the *last* human message of a list and returns no
-``OptimizationResult``; both integrations need to pick which messages to rewrite and to record
-naive and optimized text, so they split the text themselves (with the optimizer's own
-protection settings, so fixed parts still pass through byte for byte) and call ``optimize``.
+The optimizer's own ``invoke`` rewrites only the *last* human message of a list; both
+integrations pick which messages to rewrite and record naive and optimized text, so they call
+``FIPOOptimizer.rewrite`` (same fixed-part protection, plus the ``OptimizationResult``) on the
+text of each selected message.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from fipo_middleware.errors import InvalidPromptError
 from fipo_middleware.optimizer import FIPOOptimizer, OptimizationResult
-from fipo_middleware.segments import SplitPrompt, split_prompt
 
 RewritePolicy = Literal["last_human", "first_human", "all_human"]
 REWRITE_POLICIES: tuple[str, ...] = ("last_human", "first_human", "all_human")
@@ -71,12 +70,6 @@ def select_human(messages: Sequence[BaseMessage], policy: str) -> list[int]:
     raise ValueError(f"unknown rewrite policy {policy!r}; expected one of {REWRITE_POLICIES}")
 
 
-def _split(optimizer: FIPOOptimizer, text: str) -> SplitPrompt:
-    return split_prompt(
-        text, protect_code=optimizer.protect_code, protect_options=optimizer.protect_options
-    )
-
-
 def _record(naive: str, optimized: str, result: OptimizationResult | None, why: str = "") -> dict:
     """One audit record. ``naive_prompt``/``optimized_prompt`` are the whole message texts
     (fixed segments included), i.e. exactly what the user wrote and what the model received."""
@@ -97,22 +90,18 @@ def _record(naive: str, optimized: str, result: OptimizationResult | None, why: 
 def rewrite_text(optimizer: FIPOOptimizer, text: str) -> tuple[str, dict]:
     """Optimize the instruction in ``text``; returns the new text and its audit record."""
     try:
-        split = _split(optimizer, text)
+        new, result = optimizer.rewrite(text)
     except InvalidPromptError as e:
         # Blank or all-fixed text has nothing to optimize: pass it through, say why.
         return text, _record(text, text, None, f"nothing_to_optimize: {e}")
-    result = optimizer.optimize(split.instruction)
-    new = split.rebuild(result.optimized_prompt)
     return new, _record(text, new, result)
 
 
 async def arewrite_text(optimizer: FIPOOptimizer, text: str) -> tuple[str, dict]:
     try:
-        split = _split(optimizer, text)
+        new, result = await optimizer.arewrite(text)
     except InvalidPromptError as e:
         return text, _record(text, text, None, f"nothing_to_optimize: {e}")
-    result = await optimizer.aoptimize(split.instruction)
-    new = split.rebuild(result.optimized_prompt)
     return new, _record(text, new, result)
 
 

@@ -226,7 +226,7 @@ class POPBuilder:
             v2 = self._judge(naive, rejected, chosen, g)  # chosen is B
             verdicts = [v1, v2]
             if v1 == "A" and v2 == "B":
-                pass
+                pass  # both orders prefer the teacher's rewrite: keep the pair as built
             elif v1 == "B" and v2 == "A":
                 if not rejected_guard.usable:
                     raise Filtered("discriminator_prefers_unusable_rejected", verdicts)
