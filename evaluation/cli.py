@@ -22,7 +22,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     optimizers = [
         parse_optimizer(s, n_threads=args.n_threads, max_tokens=args.optimizer_max_tokens,
-                        max_words=args.max_words)
+                        max_words=args.max_words, retries=args.retries)
         for s in _split_specs(args.optimizer, ["naive", "base"])
     ]
     downstream = [
@@ -54,7 +54,7 @@ def cmd_eval_prompts(args: argparse.Namespace) -> int:
 
     specs = [
         parse_optimizer(s, n_threads=args.n_threads, max_tokens=args.optimizer_max_tokens,
-                        max_words=args.max_words)
+                        max_words=args.max_words, retries=args.retries)
         for s in _split_specs(args.optimizer, ["naive", "base"])
     ]
     summary = run_prompt_eval(args.pairs, specs, output=args.output, limit=args.limit,
@@ -73,6 +73,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads")
     p.add_argument("--optimizer-max-tokens", type=int, default=128)
     p.add_argument("--max-words", type=int, default=None, help="optimized instruction budget")
+    p.add_argument("--retries", type=int, default=None,
+                   help="guarded resamples per prompt (default: the optimizer's own; "
+                        "0 = one greedy try)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 

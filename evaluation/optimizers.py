@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fipo_middleware.errors import FIPOError
+from fipo_middleware.guard import GUARD_VERSION
 
 NAIVE = "naive"
 
@@ -61,15 +62,19 @@ def _file_id(path: Path | None) -> str:
     return f"{path.name}:{_digest(str(path), st.st_size, st.st_mtime_ns)}"
 
 
-def _settings_key(decoding: Any, max_words: int | None) -> str:
-    return f"dec={decoding.key()!r}:mw={max_words}"
+def _settings_key(decoding: Any, max_words: int | None, retries: int = 0,
+                  retry_temperature: float = 0.7) -> str:
+    key = f"dec={decoding.key()!r}:mw={max_words}"
+    # Appended only when set, so caches written before retries existed stay valid.
+    return key + (f":retries={retries}@{retry_temperature}" if retries else "")
 
 
 def optimizer_key(opt: Any) -> str:
     """Cache key of a constructed ``FIPOOptimizer``: model, dialect, decoding, guard."""
     return (
-        f"{opt.backend.identity}:{opt.dialect.value}:{_settings_key(opt.decoding, opt.max_words)}"
-        f":guard={opt.use_guard}"
+        f"{opt.backend.identity}:{opt.dialect.value}:"
+        f"{_settings_key(opt.decoding, opt.max_words, opt.retries, opt.retry_temperature)}"
+        f":guard={GUARD_VERSION if opt.use_guard else False}"
     )
 
 
@@ -79,8 +84,12 @@ def parse_optimizer(
     n_threads: int | None = None,
     max_tokens: int = 128,
     max_words: int | None = None,
+    retries: int | None = None,
 ) -> OptimizerSpec:
+    """``retries=None``: the optimizer's own default (``FIPOOptimizer.default()``'s for
+    ``fipo``/``base``, none for the others)."""
     from fipo_middleware.backends.base import DecodingParams
+    from fipo_middleware.optimizer import DEFAULT_RETRIES
 
     name, sep, body = spec.partition("=")
     if not sep:
@@ -89,7 +98,10 @@ def parse_optimizer(
     common: dict[str, Any] = {"decoding": decoding, "n_threads": n_threads}
     if max_words:
         common["max_words"] = max_words
-    settings = _settings_key(decoding, max_words)
+    n_retries = retries if retries is not None else (
+        DEFAULT_RETRIES if body in ("base", "fipo") else 0)
+    common["retries"] = n_retries
+    settings = _settings_key(decoding, max_words, n_retries)
     if body == NAIVE:
         return OptimizerSpec(name or NAIVE, NAIVE)
     if body in ("base", "fipo"):
@@ -98,7 +110,8 @@ def parse_optimizer(
 
         adapter = default_adapter_path() if body == "fipo" else None
         model = smollm2_gguf_path()
-        key = f"llama.cpp:{_file_id(model)}+{_file_id(adapter)}:chat:{settings}:guard=True"
+        key = (f"llama.cpp:{_file_id(model)}+{_file_id(adapter)}:chat:{settings}"
+               f":guard={GUARD_VERSION}")
         use_adapter = body == "fipo"
         return OptimizerSpec(
             name or body, key,
@@ -111,7 +124,7 @@ def parse_optimizer(
         path = Path(rest)
         return OptimizerSpec(
             name or path.stem,
-            f"llama.cpp:{_file_id(path)}+none:chat:{settings}:guard=True",
+            f"llama.cpp:{_file_id(path)}+none:chat:{settings}:guard={GUARD_VERSION}",
             lambda: FIPOOptimizer.from_gguf(path, **common),
         )
     if kind == "lc" and rest:
@@ -119,7 +132,8 @@ def parse_optimizer(
         from fipo_middleware.optimizer import FIPOOptimizer
 
         model = load_langchain_model(rest)
-        opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words)
+        opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words,
+                                     retries=n_retries)
         return OptimizerSpec(name or rest.split(":")[-1], optimizer_key(opt), lambda: opt, opt)
     raise FIPOError(
         f"unknown optimizer {spec!r}; use naive, base, fipo, gguf:PATH or lc:module:attr "

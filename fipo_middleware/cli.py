@@ -27,6 +27,8 @@ def _build_optimizer(args: argparse.Namespace) -> Any:
     }
     if args.max_words:
         common["max_words"] = args.max_words
+    if args.retries is not None:
+        common["retries"] = args.retries
     if args.model:
         return FIPOOptimizer.from_gguf(
             args.model, lora_path=args.lora, dialect=args.dialect, n_ctx=args.n_ctx, **common
@@ -115,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dialect", default="chat", choices=["chat", "fipo-original"])
     p.add_argument("--no-adapter", action="store_true", help="serve the untuned base model")
     p.add_argument("--max-words", type=int, default=None)
+    p.add_argument("--retries", type=int, default=None,
+                   help="guarded resamples after a rejected rewrite (default: 4 for the "
+                        "embedded model, 0 with --model)")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--strict", action="store_true", help="fail instead of falling back")

@@ -4,10 +4,11 @@ One definition serves the middleware (reject and fall back), the training filter
 pairs) and the evaluation ("usable-rewrite rate"). Pure: regexes and word lists only.
 
 A rewrite is usable when it is non-empty, within the word budget, free of template text and
-meta-chatter, keeps every number, quoted string and option label of the naive prompt, and reads
-as an instruction rather than as an answer to it. The last check is a small hand-built score
-calibrated on the BPO pairs (``optimized_prompt`` = rewrite, ``good_res``/``bad_res`` = replies;
-see tests/test_guard.py for the measured rates).
+meta-chatter, keeps every number, quoted string and option label of the naive prompt, invents
+no input material, keeps the task (no negated verb; for a task-level instruction, most of its
+words), and reads as an instruction rather than as an answer to it. The last check is a small
+hand-built score calibrated on the BPO pairs (``optimized_prompt`` = rewrite,
+``good_res``/``bad_res`` = replies; see tests/test_guard.py for the measured rates).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fipo_middleware.template import TEMPLATE_MARKERS
+
+GUARD_VERSION = "4"
+"""Bumped whenever a check changes what passes: the guard decides which of the optimizer's tries
+is served, so evaluation caches key on it (1: first release; 2: negated tasks and inventions on
+task-level instructions; 3: task words kept on task-level instructions, short quoted items;
+4: answer letters without options)."""
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*%?")
 _QUOTED = re.compile(r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|(?<!\w)\'([^\'\n]{2,200})\'(?!\w)')
@@ -179,27 +186,161 @@ def instruction_score(naive_prompt: str, rewrite: str) -> float:
 
 _MATERIAL_LABEL = re.compile(
     r"(?im)(?:^|(?<=[.!?:]\s))\s*(?:question|q\d*|text|sentence|passage|input|context|words|"
-    r"list|review|email|statement|example)\s*\d*\s*:\s*([^\n]+)"
+    r"list|review|email|statement|example|options|choices|answer choices)\s*\d*\s*:\s*([^\n]+)"
 )
+# "the following", "below", "these": the instruction points at input the caller appends later.
+_DEICTIC = re.compile(
+    r"\b(?:the following|following|below|above|these|those|the given|each of the|this "
+    r"(?:text|passage|paragraph|sentence|list|code|article|email|message|story|review|"
+    r"question|problem|puzzle|statement|note|notes|data|table|function|snippet|document))\b",
+    re.IGNORECASE,
+)
+_MATERIAL_NOUN_TOPIC = re.compile(
+    r"(?i)\b(?:text|article|story|passage|paragraph|notes?|email|message|essay|report|review|"
+    r"list|question|problem|puzzle|document|poem|letter|code|words|items|events|data)\s+"
+    r"(?:about|on|regarding|concerning|describing)\s+(?:the |a |an |our |my |how |why )?"
+    r"([A-Za-z][\w'-]*(?:\s+[A-Za-z][\w'-]*){0,3})"
+)
+_LENGTH_HINT = re.compile(
+    r"(?i)\b\d+\s*(?:-\s*\d+\s*)?(?:words?|sentences?|lines?|bullets?|bullet points?|"
+    r"paragraphs?|characters?|chars?|items?|points?|steps?)\b"
+)
+_LETTER_ANSWER = re.compile(
+    r"(?i)\b(?:with|give|reply with|answer with|respond with|only) (?:the |a |one |its )?"
+    r"(?:single )?letter\b|\bletter only\b|\bletter of the (?:correct |right |best )?"
+    r"(?:option|answer|choice)\b"
+)
+_CHOICE_CUE = re.compile(
+    r"(?i)\b(?:options?|choices?|choose|choosing|select|pick|multiple[- ]choice|letters?|"
+    r"which (?:answer|option|one|of the))\b|\([A-Ea-e]\)|(?m:^\s*[A-Ea-e][.)]\s)"
+)
+_ANY_QUOTED = re.compile(r"[\"“'‘]([^\"”'’\n]{1,60})[\"”'’]")
+_SEGMENT_END = re.compile(r"[.?!;\n]\s|$")
+
+
+def refers_to_absent_material(naive_prompt: str) -> bool:
+    """A task-level instruction whose input is not in it ("Sort the following words
+    alphabetically:"): the caller appends the material later, so anything concrete the rewrite
+    adds (a sample question, a word list, a topic) is made up."""
+    text = naive_prompt.strip()
+    if "\n" in text or len(text.split()) > 40 or not _DEICTIC.search(text):
+        return False
+    _, colon, tail = text.partition(":")
+    return not (colon and len(tail.split()) >= 3)
+
+
+def _novel_share(words: set[str], naive_words: set[str]) -> float:
+    return len(words - naive_words) / len(words) if words else 0.0
+
+
+def _absent_material_inventions(naive_prompt: str, rewrite: str) -> list[str]:
+    naive_words = content_words(naive_prompt)
+    found: list[str] = []
+    # Material after a colon: "Sort these words: kiwi, apple, fig."
+    for m in re.finditer(r":\s*", rewrite):
+        rest = rewrite[m.end():]
+        seg = rest[: _SEGMENT_END.search(rest).start()]
+        words = content_words(seg)
+        if len(words - naive_words) >= 2 and _novel_share(words, naive_words) > 0.5:
+            found.append(seg.strip())
+    # A topic the naive prompt never named: "the following text about climate change".
+    for m in _MATERIAL_NOUN_TOPIC.finditer(rewrite):
+        if content_words(m.group(1)) - naive_words:
+            found.append(m.group(0))
+    # Concrete values: "order #4521", "$12", "60 km". Small counts and lengths ("in 3 steps",
+    # "under 50 words") are format hints, not material.
+    for n in numbers_in(_LENGTH_HINT.sub(" ", rewrite)) - numbers_in(naive_prompt):
+        if not re.fullmatch(r"[1-9]", n):
+            found.append(n)
+    # Answer letters presuppose labelled options the naive prompt never mentions: "with the
+    # letter only" for "Answer the following question." invents a multiple-choice format.
+    letter = _LETTER_ANSWER.search(rewrite)
+    if letter and not _CHOICE_CUE.search(naive_prompt):
+        found.append(letter.group(0))
+    # Any new quoted item, however short: "'a', 'b', 'c'" is a made-up word list.
+    for q in _ANY_QUOTED.findall(rewrite):
+        if q.strip() and not re.search(rf"(?<!\w){re.escape(q.strip().lower())}(?!\w)",
+                                       naive_prompt.lower()):
+            found.append(q)
+    return found
+
+
+def dropped_task_words(naive_prompt: str, rewrite: str, min_kept: float = 0.6) -> float | None:
+    """For a task-level instruction (see :func:`refers_to_absent_material`), the share of its
+    content words the rewrite keeps when below ``min_kept`` (else None): with no input to anchor
+    it, a rewrite that drops most of the instruction's words has changed the task. Every chosen
+    rewrite of the seed's 153 such prompts keeps at least 60 %."""
+    if not refers_to_absent_material(naive_prompt):
+        return None
+    naive_words = content_words(naive_prompt)
+    if not naive_words:
+        return None
+    kept = len(naive_words & content_words(rewrite)) / len(naive_words)
+    return kept if kept < min_kept else None
 
 
 def invented_material(naive_prompt: str, rewrite: str) -> list[str]:
     """Material the rewrite presents as given ("Question: ...", a quoted list) that the naive
     prompt does not contain: the optimizer made up an input, which would mislead the downstream
-    model (seen with short task-level instructions such as "Sort the following words:")."""
+    model (seen with short task-level instructions such as "Sort the following words:", where
+    the check is strictest; see :func:`refers_to_absent_material`)."""
     naive_lower = naive_prompt.lower()
     naive_words = content_words(naive_prompt)
     found: list[str] = []
     for q in quoted_in(rewrite):
         if len(q.split()) >= 3 and q.lower() not in naive_lower:
             words = content_words(q)
-            if words and len(words - naive_words) / len(words) > 0.5:
+            if words and _novel_share(words, naive_words) > 0.5:
                 found.append(q)
     for m in _MATERIAL_LABEL.finditer(rewrite):
         words = content_words(m.group(1))
-        if len(words) >= 3 and len(words - naive_words) / len(words) > 0.5:
+        if len(words) >= 3 and _novel_share(words, naive_words) > 0.5:
             found.append(m.group(1).strip())
+    if refers_to_absent_material(naive_prompt):
+        found.extend(x for x in _absent_material_inventions(naive_prompt, rewrite)
+                     if x not in found)
     return found
+
+
+# "spam or not spam" names a label, not a negated task.
+_NEGATED = re.compile(r"(?i)(?<!\bor )\b(?:not|never|no longer)\s+(?:to\s+)?([A-Za-z][\w'-]*)")
+_CONTRACTED = re.compile(
+    r"(?i)\b(do|does|did|is|are|was|were|ca|can|wo|should|would|could|have|has|had|must)n[’']?t\b"
+)
+
+
+def _normalise_negation(text: str) -> str:
+    return _CONTRACTED.sub(r"\1 not", text.replace("cannot", "can not"))
+
+
+_NOT_VERBS = frozenset("too only just all always very more less much sure".split())
+_ANY_NEGATION = re.compile(r"(?i)\b(?:not|never|no longer|without|fail(?:s|ed)? to|none|no)\b")
+_NAIVE_NEGATION = re.compile(
+    r"(?i)\b(?:not|never)\s+([A-Za-z][\w'-]*)(?:\s+([A-Za-z][\w'-]*))?(?:\s+([A-Za-z][\w'-]*))?"
+)
+
+
+def negated_instructions(naive_prompt: str, rewrite: str) -> list[str]:
+    """Where the rewrite asks for the opposite task: it negates a verb of the naive prompt
+    ("do you return" -> "do not return"), or it drops the naive prompt's negation and keeps the
+    word it applied to ("is NOT an example" -> "is an example")."""
+    naive = _normalise_negation(naive_prompt).lower()
+    text = _normalise_negation(rewrite)
+    naive_words = content_words(naive_prompt)
+    flipped: list[str] = []
+    for m in _NEGATED.finditer(text):
+        verb = m.group(1).lower()
+        if verb in naive_words and verb not in _NOT_VERBS and not re.search(
+            rf"\b(?:not|never|no longer|no|without)\s+(?:\w+\s+){{0,2}}{re.escape(verb)}\b", naive
+        ):
+            flipped.append(m.group(0))
+    if not _ANY_NEGATION.search(text):
+        for m in _NAIVE_NEGATION.finditer(naive):
+            word = next((w for w in m.groups() if w and len(w) > 2 and w not in _STOPWORDS), None)
+            # A 5-letter stem: "does not belong" -> "belongs".
+            if word and re.search(rf"(?i)\b{re.escape(word[:5])}", text):
+                flipped.append("dropped: " + m.group(0))
+    return flipped
 
 
 def check_rewrite(
@@ -243,6 +384,14 @@ def check_rewrite(
     if invented:
         reasons.append("invented_material")
         details["invented"] = invented
+    kept = dropped_task_words(naive_prompt, text)
+    if kept is not None:
+        reasons.append("changed_task")
+        details["task_words_kept"] = round(kept, 3)
+    flipped = negated_instructions(naive_prompt, text)
+    if flipped:
+        reasons.append("negated_task")
+        details["negated"] = flipped
     score = instruction_score(naive_prompt, text)
     details["instruction_score"] = round(score, 3)
     if score < answer_threshold and text != naive_prompt.strip():

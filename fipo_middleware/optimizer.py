@@ -52,6 +52,9 @@ from fipo_middleware.template import Dialect, MetaPromptInput, build_meta_prompt
 logger = logging.getLogger("fipo_middleware")
 
 CUSTOM_EVENT = "fipo_optimization"
+DEFAULT_RETRIES = 4
+"""Guarded resamples ``FIPOOptimizer.default()`` allows (see ``retries``; MODEL_CARD.md has
+the usable rate with and without them)."""
 _DICT_KEYS = {"prompt", "silver_response", "golden_response", "prefix", "suffix", "max_words"}
 
 
@@ -67,6 +70,8 @@ class OptimizationResult:
     cached: bool = False
     latency_s: float = 0.0
     model: str = ""
+    attempts: int = 1
+    """Generations tried: 1 + the resamples after guard rejections (see ``retries``)."""
 
     @property
     def used_fallback(self) -> bool:
@@ -82,7 +87,17 @@ class OptimizationResult:
             "cached": self.cached,
             "latency_ms": round(self.latency_s * 1000, 3),
             "model": self.model,
+            "attempts": self.attempts,
         }
+
+
+@dataclass(frozen=True)
+class _Try:
+    """One generation and the guard's verdict on it."""
+
+    raw: str
+    rewrite: str
+    reasons: tuple[str, ...]
 
 
 @dataclass
@@ -114,6 +129,11 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
     """Word budget for the optimized instruction; None = grows with the naive prompt."""
     on_failure: Literal["naive", "raise"] = "naive"
     use_guard: bool = True
+    retries: int = Field(default=0, ge=0, le=16)
+    """Resamples (at ``retry_temperature``, seeds ``decoding.seed + 1...``) after the guard
+    rejects the first generation; the first accepted rewrite wins. Costs time only on
+    rejections; 0 = one greedy try."""
+    retry_temperature: float = Field(default=0.7, gt=0.0, le=2.0)
     cache_size: int = 1024
     """Entries in the in-memory LRU cache; 0 disables caching."""
     protect_code: bool = True
@@ -164,6 +184,7 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         the CPU. No network, no API key."""
         from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
 
+        kwargs.setdefault("retries", DEFAULT_RETRIES)
         adapter = default_adapter_path() if use_adapter else None
         if use_adapter and adapter is None:
             logger.warning(
@@ -229,6 +250,8 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             self.decoding.key(),
             self.use_guard,
             self.on_failure,
+            self.retries if self.use_guard else 0,
+            self.retry_temperature,
         )
 
     def _prepare(self, inp: MetaPromptInput) -> Any:
@@ -240,23 +263,43 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
                 raise PromptTooLongError(n, limit - self.decoding.max_tokens)
         return meta
 
-    def _finish(self, inp: MetaPromptInput, raw: str, started: float) -> OptimizationResult:
+    def _judge(self, inp: MetaPromptInput, raw: str) -> _Try:
         rewrite = parse_rewrite(raw, inp.budget)
-        reasons: tuple[str, ...] = ()
         if self.use_guard:
-            reasons = check_rewrite(inp.naive_prompt, rewrite, inp.budget).reasons
-        elif not rewrite:
-            reasons = ("empty",)
+            return _Try(raw, rewrite, check_rewrite(inp.naive_prompt, rewrite, inp.budget).reasons)
+        return _Try(raw, rewrite, () if rewrite else ("empty",))
+
+    def decoding_attempts(self, retries: int | None = None) -> list[DecodingParams]:
+        """The decoding of each try: ``decoding`` (greedy by default), then ``retries``
+        resamples at ``retry_temperature`` with seeds ``decoding.seed + 1, + 2...``."""
+        n = self.retries if retries is None else retries
+        return [self.decoding] + [
+            replace(self.decoding, temperature=self.retry_temperature,
+                    seed=self.decoding.seed + i)
+            for i in range(1, n + 1)
+        ]
+
+    def _attempts(self) -> list[DecodingParams]:
+        # Without the guard nothing can reject a try, so there is nothing to resample for.
+        return self.decoding_attempts() if self.use_guard else [self.decoding]
+
+    def _settle(
+        self, inp: MetaPromptInput, tries: list[_Try], started: float
+    ) -> OptimizationResult:
+        """The accepted try, or (all rejected) the greedy one: it is the reproducible one."""
+        chosen = tries[-1] if not tries[-1].reasons else tries[0]
+        reasons = chosen.reasons
         base = OptimizationResult(
             naive_prompt=inp.naive_prompt,
-            optimized_prompt=rewrite,
-            raw_output=raw,
+            optimized_prompt=chosen.rewrite,
+            raw_output=chosen.raw,
             latency_s=time.perf_counter() - started,
             model=self.backend.identity,
+            attempts=len(tries),
         )
         if reasons:
             if self.on_failure == "raise":
-                raise RewriteRejectedError(list(reasons), rewrite)
+                raise RewriteRejectedError(list(reasons), chosen.rewrite)
             return replace(
                 base,
                 optimized_prompt=inp.naive_prompt,
@@ -308,10 +351,15 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             return replace(hit, cached=True, latency_s=time.perf_counter() - started)
         try:
             self._check_injection(inp)
-            raw = self.backend.generate(self._prepare(inp), self.decoding)
+            meta = self._prepare(inp)
+            tries: list[_Try] = []
+            for params in self._attempts():
+                tries.append(self._judge(inp, self.backend.generate(meta, params)))
+                if not tries[-1].reasons:
+                    break
         except (BackendError, PromptTooLongError, PromptInjectionError) as e:
             return self._fallback(inp, e, started)
-        result = self._finish(inp, raw, started)
+        result = self._settle(inp, tries, started)
         self._cache.put(key, result)
         return result
 
@@ -333,16 +381,20 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             return replace(hit, cached=True, latency_s=time.perf_counter() - started)
         try:
             self._check_injection(inp)
+            meta = self._prepare(inp)
             agenerate = getattr(self.backend, "agenerate", None)
-            if agenerate is not None:
-                raw = await agenerate(self._prepare(inp), self.decoding)
-            else:
-                raw = await asyncio.to_thread(
-                    lambda: self.backend.generate(self._prepare(inp), self.decoding)
-                )
+            tries: list[_Try] = []
+            for params in self._attempts():
+                if agenerate is not None:
+                    raw = await agenerate(meta, params)
+                else:
+                    raw = await asyncio.to_thread(self.backend.generate, meta, params)
+                tries.append(self._judge(inp, raw))
+                if not tries[-1].reasons:
+                    break
         except (BackendError, PromptTooLongError, PromptInjectionError) as e:
             return self._fallback(inp, e, started)
-        result = self._finish(inp, raw, started)
+        result = self._settle(inp, tries, started)
         self._cache.put(key, result)
         return result
 

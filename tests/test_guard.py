@@ -71,23 +71,80 @@ def test_injection_detection():
     assert not looks_like_injection("Explain what a prompt injection attack is.")
 
 
-@pytest.mark.parametrize(
-    ("naive", "rewrite"),
-    [
-        ("Sort the following words alphabetically:",
-         "Sort the words in this list alphabetically: 'apple, banana, apple, orange, banana'."),
-        ("Answer the following question.",
-         "Answer the question below. Question: What is the capital city of the small island "
-         "nation? Answer with one word."),
-    ],
-)
-def test_invented_material_is_rejected(naive, rewrite):
-    result = check_rewrite(naive, rewrite)
-    assert "invented_material" in result.reasons
-
-
 def test_material_copied_from_the_naive_prompt_is_fine():
     naive = "neutral tone pls: The new parking policy is a disaster and nobody cares."
     rewrite = ("Rewrite the sentence below in a neutral tone.\n\n"
                "Sentence: The new parking policy is a disaster and nobody cares.")
     assert check_rewrite(naive, rewrite).usable
+
+
+# Rewrites the v2 adapter wrote for BIG-bench task instructions (MODEL_CARD.md): each cost the
+# downstream model accuracy, and each must now be rejected.
+@pytest.mark.parametrize(
+    ("naive", "rewrite", "reason"),
+    [
+        ("If you follow these instructions, do you return to the starting point?",
+         "If you follow these instructions, do not return to the starting point.",
+         "negated_task"),
+        ("Answer the following question by choosing one of the options.",
+         "Answer the question: Which option is this? Options: A. book, B. car; C. animal; "
+         "D. bookcase; Answer with one letter only.", "invented_material"),
+        ("Answer the following question.",
+         "Answer the question below. Answer in one or two sentences. Question: What is the "
+         "capital of France?", "invented_material"),
+        ("Sort the following words alphabetically:",
+         "Sort the words in this list alphabetically: 'apple, apple', 'banana, banana'.",
+         "invented_material"),
+        ("Summarize the following text.",
+         "Summarize the following text about climate change and polar bears.",
+         "invented_material"),
+        ("Answer the following question.",
+         "Answer the question below. Question: What is the capital city of the small island "
+         "nation? Answer with one word.", "invented_material"),
+        ("Calculate the total of the numbers below.", "Calculate the total of 12, 7 and 30.",
+         "invented_material"),
+        ("Choose the option that does not belong with the others.",
+         "Choose the option that belongs with the others.", "negated_task"),
+        # v3 SFT adapter, before the checks below existed:
+        ("Sort the following words alphabetically:",
+         "Sort the words in this list alphabetically: 'a', 'b', 'c', 'd'. Answer with one word "
+         "per line.", "invented_material"),
+        ("The following paragraphs each describe a set of three objects arranged in a fixed "
+         "order. The statements are logically consistent within each paragraph.",
+         "List each paragraph below in order of logical consistency within its own paragraph.",
+         "changed_task"),
+        # v3 (SFT + DPO): "letter only" for a question that has no options (object_counting).
+        ("Answer the following question.",
+         "Answer the following question with the letter only. Answer in one or two short, "
+         "easy-to-read labels.", "invented_material"),
+    ],
+)
+def test_inventions_and_negations_on_task_level_instructions(naive, rewrite, reason):
+    assert reason in check_rewrite(naive, rewrite).reasons
+
+
+@pytest.mark.parametrize(
+    ("naive", "rewrite"),
+    [
+        ("How would a typical person answer each of the following questions about causation?",
+         "Answer each question below in one or two sentences. Question: How would a typical "
+         "person answer each of the following questions about causation?"),
+        ("Sort the following words alphabetically:",
+         "Sort the following words in alphabetical order. Return them on one line."),
+        ("is this spam? \"Win a $1000 gift card now\"",
+         "Is this message spam? \"Win a $1000 gift card now\" Answer spam or not spam."),
+        ("Which of the options is NOT an example of a renewable energy source?",
+         "Which of the options below is NOT an example of a renewable energy source? "
+         "Reply with the letter only."),
+        ("Classify the following review as positive or negative.",
+         "Classify the following review as positive or negative. Keep it to 10 words."),
+        ("Answer the following question by choosing one of the options.",
+         "Answer the question below with one of the options. Reply with the letter only."),
+        ("regex to validate an email address, doesnt need to be perfect",
+         "Write a simple regular expression that validates email addresses; it doesn't need "
+         "to handle every edge case."),
+    ],
+)
+def test_faithful_rewrites_of_task_level_instructions_pass(naive, rewrite):
+    result = check_rewrite(naive, rewrite)
+    assert result.usable, result

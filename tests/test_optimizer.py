@@ -280,3 +280,71 @@ def test_rewrite_returns_output_and_result():
     )
     assert result.naive_prompt == "which planet is closest to the sun"
     assert not result.used_fallback
+
+
+# ---------------------------------------------------------------- guarded resampling
+class _RecordingBackend:
+    """Scripted outputs, recording the decoding settings of every call (control flow only)."""
+
+    identity = "recording"
+    context_length = None
+
+    def __init__(self, *outputs: str) -> None:
+        self.outputs, self.params = list(outputs), []
+
+    def count_tokens(self, prompt):
+        return 0
+
+    def generate(self, prompt, params):
+        self.params.append(params)
+        return self.outputs[len(self.params) - 1]
+
+
+def test_retries_resample_until_the_guard_accepts():
+    backend = _RecordingBackend("The sentiment is negative.", "Negative.", GOOD_REWRITE)
+    opt = FIPOOptimizer(backend=backend, retries=2, retry_temperature=0.6)
+    result = opt.optimize(NAIVE)
+    assert result.optimized_prompt == GOOD_REWRITE and result.attempts == 3
+    assert not result.used_fallback and result.to_dict()["attempts"] == 3
+    first, *resamples = backend.params
+    assert first.greedy
+    assert [(p.temperature, p.seed) for p in resamples] == [(0.6, 1), (0.6, 2)]
+
+
+def test_retries_stop_at_the_first_accepted_rewrite():
+    backend = _RecordingBackend(GOOD_REWRITE, "unused", "unused")
+    assert FIPOOptimizer(backend=backend, retries=2).optimize(NAIVE).attempts == 1
+    assert len(backend.params) == 1
+
+
+async def test_when_every_try_is_rejected_the_greedy_reasons_are_reported():
+    def make():
+        return FIPOOptimizer(backend=_RecordingBackend("The sentiment is negative.",
+                                                       "Sure! Here it is.", "Negative."),
+                             retries=2)
+
+    for result in (make().optimize(NAIVE), await make().aoptimize(NAIVE)):
+        assert result.used_fallback and result.attempts == 3
+        assert result.optimized_prompt == NAIVE
+        assert result.raw_output == "The sentiment is negative."
+        assert result.guard_reasons == ("answers_task",)
+
+
+def test_no_retries_without_the_guard():
+    backend = _RecordingBackend("The sentiment is negative.", "unused")
+    result = FIPOOptimizer(backend=backend, retries=3, use_guard=False).optimize(NAIVE)
+    assert result.attempts == 1 and result.optimized_prompt == "The sentiment is negative."
+
+
+def test_resampling_on_real_llama_cpp_is_seeded(smollm2_path):
+    """The untuned base model: its greedy rewrite is rejected, so resamples run; two fresh
+    optimizers (no shared cache) make the same tries."""
+    def run():
+        opt = FIPOOptimizer.from_gguf(smollm2_path, n_threads=2, retries=2,
+                                      decoding=DecodingParams(max_tokens=40), cache_size=0)
+        return opt.optimize("whats the boiling point of water at the top of everest")
+
+    a, b = run(), run()
+    assert a.attempts >= 2
+    assert (a.attempts, a.optimized_prompt, a.raw_output) == (b.attempts, b.optimized_prompt,
+                                                             b.raw_output)

@@ -60,3 +60,29 @@ def test_guard_catches_the_obvious_rejected_kinds(splits):
     rs = [r for r in splits[0] if r.metadata["failure"] in ("answers_task", "meta_chatter")]
     caught = sum(not check_rewrite(r.naive_prompt, r.rejected).usable for r in rs)
     assert caught / len(rs) >= 0.9
+
+
+def test_no_seed_prompt_is_an_evaluation_instruction(splits, shared_data):
+    """Training on the very instructions the BIG-bench evaluation rewrites would inflate it."""
+    import json
+
+    from evaluation.tasks import GENERIC_GEN_INSTRUCTION, GENERIC_MC_INSTRUCTION
+
+    norm = lambda s: " ".join(s.lower().strip().rstrip(":.?").split())  # noqa: E731
+    evals = {norm(GENERIC_MC_INSTRUCTION), norm(GENERIC_GEN_INSTRUCTION)}
+    for path in sorted((shared_data / "bigbench").glob("*.json")):
+        prefix = json.loads(path.read_text(encoding="utf-8")).get("task_prefix") or ""
+        evals |= {norm(part) for part in [prefix, *prefix.split("\n")] if part.strip()}
+    assert len(evals) >= 5
+    clashes = [r.id for r in [*splits[0], *splits[1]] if norm(r.naive_prompt) in evals]
+    assert not clashes
+
+
+def test_instruction_only_records_teach_against_inventing(splits):
+    """The invented-input failure seen on task-level instructions has its own training pairs,
+    and the guard catches most of their rejected rewrites."""
+    only = [r for r in splits[0] if r.metadata.get("instruction_only")]
+    assert len(only) >= 150
+    inventing = [r for r in only if r.metadata["failure"] == "invents_facts"]
+    caught = sum(not check_rewrite(r.naive_prompt, r.rejected).usable for r in inventing)
+    assert caught / len(inventing) >= 0.75, (caught, len(inventing))

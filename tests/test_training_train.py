@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fipo_middleware.errors import ModelLoadError
 from training.config import TrainConfig
 from training.pop import load_pop
 from training.train import resolve_base, train
@@ -74,6 +75,30 @@ def test_dpo_and_ipo_steps_have_finite_losses(tmp_path: Path, base_dir: str,
         assert abs(res.losses[0] - math.log(2)) < 1e-3  # sigmoid loss at the reference
     else:
         assert res.losses[0] > 1.0  # IPO: (margin - 1/(2 tau))^2 = 25 at the reference
+
+
+def test_dpo_continues_an_sft_adapter_with_it_as_reference(tmp_path: Path,
+                                                            base_dir: str) -> None:
+    from safetensors.torch import load_file
+
+    sft = train(_cfg(tmp_path, "sft", _jsonl(tmp_path / "sft.jsonl", SFT_ROWS), base_dir,
+                     max_steps=3, lora_dropout=0.0))
+    data = _jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
+    res = train(_cfg(tmp_path, "dpo", data, base_dir, max_steps=2, learning_rate=5e-4,
+                     init_adapter=str(sft.final_dir)))
+    # The SFT adapter moved the model off the base, so ln 2 at step 1 means the reference is
+    # the SFT policy (TRL's frozen "ref" copy), not the base with adapters disabled.
+    assert abs(res.losses[0] - math.log(2)) < 1e-3, res.losses
+    before = load_file(str(sft.final_dir / "adapter_model.safetensors"))
+    after = load_file(str(res.final_dir / "adapter_model.safetensors"))
+    assert before.keys() == after.keys()
+    assert any(not (before[k] == after[k]).all() for k in before)
+
+
+def test_init_adapter_must_be_an_adapter_dir(tmp_path: Path) -> None:
+    data = _jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
+    with pytest.raises(ModelLoadError, match="not a LoRA adapter directory"):
+        train(_cfg(tmp_path, "dpo", data, "smollm2", init_adapter=str(tmp_path)))
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, base_dir: str) -> None:

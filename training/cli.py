@@ -1,4 +1,4 @@
-"""``fipo pop build|import|diversify``, ``fipo train sft|dpo|ipo|ipl`` and ``fipo export``,
+"""``fipo pop build|import|diversify|mine``, ``fipo train sft|dpo|ipo|ipl`` and ``fipo export``,
 wired into ``fipo`` by ``fipo_middleware.cli`` through ``add_subcommands``."""
 
 from __future__ import annotations
@@ -70,6 +70,30 @@ def cmd_pop_diversify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pop_mine(args: argparse.Namespace) -> int:
+    from fipo_middleware.backends.base import DecodingParams
+    from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
+    from fipo_middleware.optimizer import FIPOOptimizer
+    from training.mine import mine
+    from training.pop import load_pop
+
+    records = load_pop(*args.input)
+    if args.limit:
+        records = records[: args.limit]
+    model = args.model or smollm2_gguf_path()
+    # No --model and no --adapter: mine the shipped default (base + its adapter).
+    adapter = args.adapter if (args.adapter or args.model) else default_adapter_path()
+    opt = FIPOOptimizer.from_gguf(model, lora_path=adapter, n_threads=args.n_threads,
+                                  decoding=DecodingParams(max_tokens=args.max_tokens))
+    stats = mine(opt, records, args.output, samples=args.samples, progress=not args.quiet)
+    print(f"fipo pop mine: {stats.mined} rejected rewrites from {stats.prompts} prompts "
+          f"({stats.skipped_done} already done) -> {args.output}", file=sys.stderr)
+    if stats.reasons:
+        print("  guard reasons: " + ", ".join(f"{k}={v}" for k, v in stats.reasons.most_common()),
+              file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------- train / export
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import train
@@ -136,6 +160,20 @@ def add_subcommands(sub: Any) -> None:
     d.add_argument("--mc-rate", type=float, default=0.5)
     d.add_argument("--label-noise", type=float, default=0.2)
     d.set_defaults(func=cmd_pop_diversify)
+
+    m = pop_sub.add_parser("mine", help="POP + current optimizer -> its guard-rejected rewrites "
+                           "as new POP records (on-policy negatives for DPO/IPO)")
+    m.add_argument("--input", required=True, nargs="+", help="POP JSONL file(s)")
+    m.add_argument("--output", required=True, help="POP JSONL (append-only, resumable)")
+    m.add_argument("--model", default=None, help="GGUF optimizer (default: bundled SmolLM2)")
+    m.add_argument("--adapter", default=None,
+                   help="GGUF LoRA to mine (default with no --model: the shipped adapter)")
+    m.add_argument("--samples", type=int, default=2, help="seeded resamples besides greedy")
+    m.add_argument("--max-tokens", type=int, default=128)
+    m.add_argument("--n-threads", type=int, default=None)
+    m.add_argument("--limit", type=int, default=None)
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=cmd_pop_mine)
 
     # fipo train METHOD
     t = sub.add_parser("train", help="fine-tune the optimizer (TRL; LoRA or full)")

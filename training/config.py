@@ -30,6 +30,10 @@ class TrainConfig:
     base: str = "smollm2"
     """``smollm2`` (the bundled SmolLM2 GGUF), any ``.gguf`` path, an HF directory or model id."""
     use_lora: bool = True
+    init_adapter: str | None = None
+    """A LoRA adapter directory (e.g. an SFT run's ``final/`` or ``checkpoint-N/``) to keep
+    training instead of a fresh adapter; for DPO/IPO a frozen copy of it is the reference
+    model, so preference tuning starts from, and is anchored to, the SFT policy."""
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

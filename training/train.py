@@ -283,10 +283,13 @@ def train(cfg: TrainConfig, *, callbacks: list[Any] | None = None) -> TrainResul
     else:
         rows = load_rows(cfg.data, ("prompt", "chosen", "rejected"))
         kind, loss = "dpo", ("ipo" if cfg.method == "ipo" else "sigmoid")
+    init = _adapter_dir(cfg.init_adapter) if cfg.init_adapter else None
     base = resolve_base(cfg.base)
     model, tokenizer = load_model_and_tokenizer(base)
+    if init is not None:
+        model = _load_adapter(model, init)
     trainer = _make_trainer(cfg, kind, model, tokenizer, rows, out, loss_type=loss,
-                            callbacks=callbacks)
+                            peft=cfg.use_lora and not cfg.init_adapter, callbacks=callbacks)
     resumed = _resume_checkpoint(cfg, out)
     if resumed:
         logger.info("resuming from %s", resumed)
@@ -435,6 +438,25 @@ def train_ipl(cfg: TrainConfig, *, callbacks: list[Any] | None = None) -> TrainR
         json.dumps({**result.to_dict(), "config": cfg.to_dict(), "use_lora": cfg.use_lora},
                    indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _adapter_dir(adapter_dir: str) -> Path:
+    path = Path(adapter_dir).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"--init-adapter {path}: not a LoRA adapter directory (no adapter_config.json); "
+            "pass an SFT run's final/ or checkpoint-N/ folder"
+        )
+    return path
+
+
+def _load_adapter(model: Any, path: Path) -> Any:
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(path), is_trainable=True)
+    except Exception as e:
+        raise ModelLoadError(f"could not load adapter {path} onto the base model: {e}") from e
 
 
 def _load_round(model: Any, final_dir: Path, cfg: TrainConfig) -> Any:
