@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,13 @@ def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def done_ids(path: str | os.PathLike[str], key: str = "id") -> set[str]:
-    """Ids already in an append-only output; a torn last line (crash mid-write) is ignored."""
+def done_ids(
+    path: str | os.PathLike[str],
+    key: str = "id",
+    where: Callable[[dict[str, Any]], bool] | None = None,
+) -> set[str]:
+    """Ids already in an append-only output (only rows ``where`` accepts, when given); a torn
+    last line (crash mid-write) is ignored."""
     p = Path(path)
     if not p.is_file():
         return set()
@@ -53,7 +58,9 @@ def done_ids(path: str | os.PathLike[str], key: str = "id") -> set[str]:
     with p.open(encoding="utf-8") as f:
         for line in f:
             try:
-                ids.add(str(json.loads(line)[key]))
+                row = json.loads(line)
+                if where is None or (isinstance(row, dict) and where(row)):
+                    ids.add(str(row[key]))
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
     return ids

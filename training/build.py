@@ -319,17 +319,4 @@ def rejects_path(output: Path) -> Path:
 
 def _filtered_ids(path: Path) -> set[str]:
     """Ids a filter dropped (errors are not included: they are retried)."""
-    import json
-
-    if not path.is_file():
-        return set()
-    ids: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and row.get("kind") == "filtered":
-                ids.add(str(row.get("id")))
-    return ids
+    return done_ids(path, where=lambda row: row.get("kind") == "filtered")
