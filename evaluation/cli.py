@@ -37,14 +37,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         instruction_source=args.instruction_source, n_resamples=args.bootstrap,
         chart=not args.no_chart, progress=not args.quiet,
     )
-    if not args.quiet:
-        print((res.files["markdown"]).read_text(encoding="utf-8"))
     tm = res.summary["timing"]
-    print(
-        f"fipo eval: {tm['rows']} rows in {tm['wall_s']} s ({tm['rows_per_s']} rows/s); "
-        f"reports in {res.output}/ ({', '.join(p.name for p in res.files.values())})",
-        file=sys.stderr,
-    )
+    return _finish(args, res.files["markdown"],
+                   f"fipo eval: {tm['rows']} rows in {tm['wall_s']} s ({tm['rows_per_s']} rows/s); "
+                   f"reports in {res.output}/ ({', '.join(p.name for p in res.files.values())})")
+
+
+def _finish(args: argparse.Namespace, markdown: Any, line: str) -> int:
+    """Print the report (unless --quiet) and the one-line summary on stderr."""
+    if not args.quiet:
+        print(markdown.read_text(encoding="utf-8"))
+    print(line, file=sys.stderr)
     return 0
 
 
@@ -62,6 +65,69 @@ def cmd_eval_prompts(args: argparse.Namespace) -> int:
     summary.pop("rows")
     print(json.dumps(summary, indent=2) if args.json else render_prompt_markdown(summary))
     return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from evaluation.compile import compile_task
+    from evaluation.downstream import parse_downstream
+
+    optimizer = parse_optimizer_spec(args)
+    downstream = parse_downstream(args.downstream, n_ctx=args.n_ctx, n_threads=args.n_threads)
+    report = compile_task(
+        args.task, instruction=args.instruction, dev_limit=args.dev_limit, seed=args.seed,
+        candidates=args.candidates, downstream=downstream, optimizer=optimizer,
+        metric=args.metric, output=args.output, max_words=args.max_words,
+        max_new_tokens=args.max_new_tokens, n_resamples=args.bootstrap,
+        confidence=args.confidence, chart=not args.no_chart, progress=not args.quiet,
+    )
+    cost = report.summary["cost"]
+    return _finish(args, report.files["markdown"],
+                   f"fipo compile: {report.chosen_reason}; {cost['wall_s']} s, "
+                   f"{cost['downstream_calls']} downstream calls; {args.output}/compiled.json")
+
+
+def parse_optimizer_spec(args: argparse.Namespace) -> Any:
+    from evaluation.optimizers import parse_optimizer
+
+    return parse_optimizer(args.optimizer, n_threads=args.n_threads,
+                           max_tokens=args.optimizer_max_tokens, max_words=args.max_words,
+                           retries=args.retries)
+
+
+def _add_compile(subparsers: Any) -> None:
+    c = subparsers.add_parser(
+        "compile", help="choose a task's instruction by measured downstream accuracy",
+        description="Propose rewrites of the task's instruction with the optimizer, score each "
+                    "(and the naive one) on a seeded dev sample with the downstream model, keep "
+                    "the best whose paired-bootstrap lower bound of gain over naive is above 0 "
+                    "(else naive). Rerunning with the same --output resumes from its cache.",
+    )
+    c.add_argument("task", metavar="TASK_FILE", help="BIG-bench task.json or fipo eval JSONL")
+    c.add_argument("--instruction", default=None,
+                   help="the naive instruction (default: the task's own)")
+    c.add_argument("--dev-limit", type=int, default=40, help="dev examples (seeded sample)")
+    c.add_argument("--seed", type=int, default=0, help="dev sample, option order, bootstrap")
+    c.add_argument("--candidates", type=int, default=8, help="K rewrites besides naive")
+    c.add_argument("--downstream", default="smollm2", metavar="SPEC",
+                   help="smollm2 | gguf:PATH | hf:MODEL | lc:module:attr (default: smollm2)")
+    c.add_argument("--optimizer", default="fipo", metavar="SPEC",
+                   help="fipo | base | gguf:PATH | lc:module:attr (default: fipo)")
+    c.add_argument("--metric", default=None,
+                   help="loglik | loglik_avg | letter | exact | normalized | numeric "
+                        "(default: the task's primary metric)")
+    c.add_argument("--output", default="runs/compile", help="output folder (resumable cache)")
+    c.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads")
+    c.add_argument("--n-ctx", type=int, default=2048, help="llama.cpp downstream context")
+    c.add_argument("--optimizer-max-tokens", type=int, default=128)
+    c.add_argument("--max-words", type=int, default=None, help="optimized instruction budget")
+    c.add_argument("--retries", type=int, default=None,
+                   help="the optimizer's retry setting (its key; candidates are drawn anyway)")
+    c.add_argument("--max-new-tokens", type=int, default=64, help="generation tasks")
+    c.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    c.add_argument("--confidence", type=float, default=0.95, help="of the gain's interval")
+    c.add_argument("--no-chart", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress bars or report")
+    c.set_defaults(func=cmd_compile)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -113,3 +179,4 @@ def add_subcommands(subparsers: Any) -> None:
     _common(q)
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
     q.set_defaults(func=cmd_eval_prompts)
+    _add_compile(subparsers)

@@ -252,6 +252,9 @@ class LangChainDownstream:
     prompt string. Decoding (temperature, max tokens) is the model's own configuration."""
 
     supports_loglik = False
+    accepts_prompt_value = True
+    """``generate`` also takes a LangChain ``PromptValue`` (``fipo compile`` of a chat template
+    sends its messages as they are)."""
 
     def __init__(self, model: Any, *, name: str | None = None) -> None:
         from langchain_core.language_models import BaseLanguageModel
@@ -273,13 +276,13 @@ class LangChainDownstream:
             params = []
         return f"langchain:{type(self.model).__name__}:{params!r}"
 
-    def generate(self, prompt: str, max_tokens: int) -> str:
+    def generate(self, prompt: Any, max_tokens: int) -> str:
         from langchain_core.language_models import BaseChatModel
         from langchain_core.messages import BaseMessage, HumanMessage
 
         self.calls += 1
         inp: Any = [HumanMessage(content=prompt)] if isinstance(
-            self.model, BaseChatModel) else prompt
+            self.model, BaseChatModel) and isinstance(prompt, str) else prompt
         try:
             result = self.model.invoke(inp)
         except Exception as e:

@@ -155,18 +155,35 @@ def render_chart(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def write_run_files(
+    out_dir: Path,
+    names: tuple[str, str],
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    markdown: str,
+    chart: Any = None,
+) -> dict[str, Path]:
+    """Atomically write a run's rows (JSONL), summary (JSON), ``report.md`` and, when
+    ``chart(summary, path)`` is given, ``chart.png``. ``names``: (rows key, summary key) of
+    the returned file map, also the stems of those files."""
+    rows_key, summary_key = names
+    files = {
+        rows_key: out_dir / f"{rows_key}.jsonl",
+        summary_key: out_dir / f"{summary_key}.json",
+        "markdown": out_dir / "report.md",
+    }
+    write_jsonl_atomic(files[rows_key], rows)
+    _write_text_atomic(files[summary_key],
+                       json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    _write_text_atomic(files["markdown"], markdown)
+    if chart is not None:
+        files["chart"] = out_dir / "chart.png"
+        chart(summary, files["chart"])
+    return files
+
+
 def write_reports(
     out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any], *, chart: bool = True
 ) -> dict[str, Path]:
-    files = {
-        "examples": out_dir / "examples.jsonl",
-        "summary": out_dir / "summary.json",
-        "markdown": out_dir / "report.md",
-    }
-    write_jsonl_atomic(files["examples"], records)
-    _write_text_atomic(files["summary"], json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
-    _write_text_atomic(files["markdown"], render_markdown(summary))
-    if chart:
-        files["chart"] = out_dir / "chart.png"
-        render_chart(summary, files["chart"])
-    return files
+    return write_run_files(out_dir, ("examples", "summary"), records, summary,
+                           render_markdown(summary), render_chart if chart else None)

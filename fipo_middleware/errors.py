@@ -52,3 +52,16 @@ class PromptInjectionError(FIPOError, ValueError):
 
 class DataFormatError(FIPOError, ValueError):
     """A data file has a bad line or field; the message names file:line and the field."""
+
+
+class UnsupportedLanguageError(FIPOError, ValueError):
+    """The naive prompt is in a language the optimizer is not trained to keep."""
+
+    def __init__(self, language: str, supported: tuple[str, ...]) -> None:
+        self.language = language
+        self.supported = supported
+        super().__init__(
+            f"the naive prompt reads as {language!r}; this optimizer keeps only "
+            f"{', '.join(supported)} prompts in their language, so it is passed through "
+            "unoptimized (set languages=None to optimize it anyway)"
+        )

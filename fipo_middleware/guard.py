@@ -23,7 +23,9 @@ GUARD_VERSION = "4"
 """Bumped whenever a check changes what passes: the guard decides which of the optimizer's tries
 is served, so evaluation caches key on it (1: first release; 2: negated tasks and inventions on
 task-level instructions; 3: task words kept on task-level instructions, short quoted items;
-4: answer letters without options)."""
+4: answer letters without options). ``added_length_cap``/``added_formats`` below are used by
+append mode; wiring them (and ``same_language``) into ``check_rewrite`` is guard 5, pending
+re-calibration of the fixtures and figures."""
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*%?")
 _QUOTED = re.compile(r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|(?<!\w)\'([^\'\n]{2,200})\'(?!\w)')
@@ -341,6 +343,57 @@ def negated_instructions(naive_prompt: str, rewrite: str) -> list[str]:
             if word and re.search(rf"(?i)\b{re.escape(word[:5])}", text):
                 flipped.append("dropped: " + m.group(0))
     return flipped
+
+
+# Caps on the *answer's* length. The rubric counts one the user did not ask for as a loss: a
+# small optimizer appends them by reflex ("in one or two sentences") to questions that need depth.
+_LENGTH_CAP = re.compile(
+    r"(?i)\b(?:in|within|using|with)\s+(?:a\s+)?(?:one|two|three|four|five|a few|single|\d+)"
+    r"(?:\s+(?:or|to|-)\s+(?:two|three|four|five|\d+))?\s+(?:short\s+)?"
+    r"(?:sentences?|words?|lines?|paragraphs?|bullet points?|bullets?)\b|"
+    r"\b(?:under|fewer than|less than|no more than|at most|maximum(?: of)?|max\.?|up to)\s+"
+    r"\d+\s+(?:words?|sentences?|lines?|characters?|paragraphs?)\b|"
+    r"\bone[- ](?:line|sentence|word|paragraph)\b|\bkeep it (?:short|brief)\b|"
+    r"\b(?:be|keep(?: it| the answer)?) (?:brief|concise|short)\b|\bbriefly\b"
+)
+# What in the naive prompt shows that the user cares about the answer's length.
+_LENGTH_CUE = re.compile(
+    r"(?i)\b(?:short|shorter|brief|briefly|concise|succinct|summar\w*|tl;?dr|one[- ]line\w*|"
+    r"sentences?|words?|lines?|paragraphs?|bullets?|quick(?:ly)?|limit)\b"
+)
+# Answer formats that fit only some requests; a rewrite may add one only when the naive prompt
+# already points that way.
+_FORMATS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (re.compile(r"(?i)\b(?:one|a single)[- ]word\b|\bsingle word\b"),
+     re.compile(r"(?i)\bword\b")),
+    (re.compile(r"(?i)\bone (?:\w+ )?per line\b|\beach on (?:a|its own) (?:new )?line\b"),
+     re.compile(r"(?i)\b(?:per line|lines?|list)\b")),
+    (re.compile(r"(?i)\b(?:the )?(?:number|letter|label|answer|word|name|code) only\b|"
+                r"\bonly (?:the|a|one) (?:number|letter|label|word|name|final answer)\b|"
+                r"\bnothing else\b|\bno (?:other )?(?:explanation|commentary|extra text)\b|"
+                r"\bwithout (?:any )?(?:explanation|commentary)\b"),
+     re.compile(r"(?i)\bonly\b|\bnothing else\b|\bno explanation\b|\bjust (?:the|give)\b")),
+    (re.compile(r"(?i)\bjson\b"), re.compile(r"(?i)\bjson\b")),
+    (re.compile(r"(?i)\b(?:as|in) a table\b|\btabular\b"), re.compile(r"(?i)\btable|tabular\b")),
+)
+
+
+def added_length_cap(naive_prompt: str, rewrite: str) -> str | None:
+    """The answer-length cap the rewrite adds to a prompt that showed no interest in length."""
+    if _LENGTH_CUE.search(naive_prompt) or _LENGTH_CAP.search(naive_prompt):
+        return None
+    m = _LENGTH_CAP.search(rewrite)
+    return m.group(0) if m else None
+
+
+def added_formats(naive_prompt: str, rewrite: str) -> list[str]:
+    """Answer formats the rewrite imposes that nothing in the naive prompt asked for."""
+    found: list[str] = []
+    for pattern, cue in _FORMATS:
+        m = pattern.search(rewrite)
+        if m and not pattern.search(naive_prompt) and not cue.search(naive_prompt):
+            found.append(m.group(0))
+    return found
 
 
 def check_rewrite(

@@ -36,6 +36,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from fipo_middleware.backends.base import DecodingParams, OptimizerBackend
 from fipo_middleware.cache import LRUCache
+from fipo_middleware.complement import append_complement
 from fipo_middleware.errors import (
     BackendError,
     FIPOError,
@@ -43,8 +44,10 @@ from fipo_middleware.errors import (
     PromptTooLongError,
     RewriteRejectedError,
     UnsupportedInputError,
+    UnsupportedLanguageError,
 )
 from fipo_middleware.guard import check_rewrite, looks_like_injection
+from fipo_middleware.language import detect_language
 from fipo_middleware.parsing import parse_rewrite
 from fipo_middleware.segments import SplitPrompt, split_prompt
 from fipo_middleware.template import Dialect, MetaPromptInput, build_meta_prompt
@@ -92,12 +95,41 @@ class OptimizationResult:
 
 
 @dataclass(frozen=True)
-class _Try:
-    """One generation and the guard's verdict on it."""
+class Candidate:
+    """One proposed optimized prompt for a naive prompt, with the verdicts on it.
 
-    raw: str
+    ``FIPOOptimizer.candidates`` is the one place candidates are made; serving, mining, POP
+    building, IPL regeneration, intrinsic evaluation and ``fipo compile`` all read these."""
+
+    naive_prompt: str
     rewrite: str
-    reasons: tuple[str, ...]
+    """The parsed optimized prompt ("" when the output held none)."""
+    raw_output: str | None
+    """What the model generated; None for the naive prompt itself."""
+    guard_reasons: tuple[str, ...] = ()
+    """Why the guard rejects it; () = accepted."""
+    decoding: DecodingParams | None = None
+    """How it was generated; None for the naive prompt itself."""
+    latency_s: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        return not self.guard_reasons
+
+    @property
+    def is_naive(self) -> bool:
+        return self.raw_output is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rewrite": self.rewrite,
+            "raw_output": self.raw_output,
+            "accepted": self.accepted,
+            "guard_reasons": list(self.guard_reasons),
+            "temperature": self.decoding.temperature if self.decoding else None,
+            "seed": self.decoding.seed if self.decoding else None,
+            "latency_ms": round(self.latency_s * 1000, 3),
+        }
 
 
 @dataclass
@@ -140,6 +172,13 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
     protect_options: bool = True
     reject_injection: bool = True
     """Fall back (or raise) when the naive prompt addresses the optimizer itself."""
+    mode: Literal["rewrite", "append"] = "rewrite"
+    """``rewrite``: serve the optimizer's full rewrite. ``append``: keep the naive prompt verbatim
+    and append only the complementary guidance found in the rewrite (``complement.py``), so
+    pasted input cannot be dropped nor the task restated into another one."""
+    languages: tuple[str, ...] | None = None
+    """Languages the optimizer can rewrite in (ISO codes); a naive prompt detected as another
+    language passes through with ``fallback_reason`` ``unsupported_language``. None = any."""
     name: str | None = "FIPOOptimizer"
 
     _cache: LRUCache[OptimizationResult] = PrivateAttr()
@@ -185,6 +224,8 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
 
         kwargs.setdefault("retries", DEFAULT_RETRIES)
+        # Its training data is English: other languages came back in English, on another task.
+        kwargs.setdefault("languages", ("en",))
         adapter = default_adapter_path() if use_adapter else None
         if use_adapter and adapter is None:
             logger.warning(
@@ -252,6 +293,8 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             self.on_failure,
             self.retries if self.use_guard else 0,
             self.retry_temperature,
+            self.mode,
+            self.languages,
         )
 
     def _prepare(self, inp: MetaPromptInput) -> Any:
@@ -263,11 +306,56 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
                 raise PromptTooLongError(n, limit - self.decoding.max_tokens)
         return meta
 
-    def _judge(self, inp: MetaPromptInput, raw: str) -> _Try:
+    def _candidate(
+        self,
+        inp: MetaPromptInput,
+        raw: str,
+        params: DecodingParams,
+        options: list[str] | None,
+        started: float,
+    ) -> Candidate:
         rewrite = parse_rewrite(raw, inp.budget)
+        if self.mode == "append":
+            rewrite = append_complement(inp.naive_prompt, rewrite)
+            if rewrite == inp.naive_prompt:  # nothing worth adding: restraint, not a failure
+                return Candidate(inp.naive_prompt, rewrite, raw, (), params,
+                                 time.perf_counter() - started)
         if self.use_guard:
-            return _Try(raw, rewrite, check_rewrite(inp.naive_prompt, rewrite, inp.budget).reasons)
-        return _Try(raw, rewrite, () if rewrite else ("empty",))
+            reasons = check_rewrite(inp.naive_prompt, rewrite, inp.budget, options or ()).reasons
+        else:
+            reasons = () if rewrite.strip() else ("empty",)
+        return Candidate(inp.naive_prompt, rewrite, raw, tuple(reasons), params,
+                         time.perf_counter() - started)
+
+    def candidates(
+        self,
+        naive_prompt: str,
+        silver_response: str | None = None,
+        golden_response: str | None = None,
+        max_words: int | None = None,
+        *,
+        n: int | None = None,
+        options: list[str] | None = None,
+        stop_on_accept: bool = False,
+    ) -> list[Candidate]:
+        """Generate, parse and guard up to ``n`` candidates (greedy first, then seeded resamples
+        at ``retry_temperature``; default ``1 + retries``). ``stop_on_accept`` stops at the first
+        one the guard accepts. No cache, no fallback: a backend failure, an over-long or
+        injected prompt raises its ``FIPOError``."""
+        inp = MetaPromptInput(
+            naive_prompt, silver_response, golden_response, max_words or self.max_words
+        )
+        self._check_input(inp)
+        meta = self._prepare(inp)
+        attempts = self.decoding_attempts(None if n is None else max(n, 1) - 1)
+        out: list[Candidate] = []
+        for params in attempts:
+            started = time.perf_counter()
+            raw = self.backend.generate(meta, params)
+            out.append(self._candidate(inp, raw, params, options, started))
+            if stop_on_accept and out[-1].accepted:
+                break
+        return out
 
     def decoding_attempts(self, retries: int | None = None) -> list[DecodingParams]:
         """The decoding of each try: ``decoding`` (greedy by default), then ``retries``
@@ -284,15 +372,15 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         return self.decoding_attempts() if self.use_guard else [self.decoding]
 
     def _settle(
-        self, inp: MetaPromptInput, tries: list[_Try], started: float
+        self, inp: MetaPromptInput, tries: list[Candidate], started: float
     ) -> OptimizationResult:
         """The accepted try, or (all rejected) the greedy one: it is the reproducible one."""
-        chosen = tries[-1] if not tries[-1].reasons else tries[0]
-        reasons = chosen.reasons
+        chosen = tries[-1] if tries[-1].accepted else tries[0]
+        reasons = chosen.guard_reasons
         base = OptimizationResult(
             naive_prompt=inp.naive_prompt,
             optimized_prompt=chosen.rewrite,
-            raw_output=chosen.raw,
+            raw_output=chosen.raw_output,
             latency_s=time.perf_counter() - started,
             model=self.backend.identity,
             attempts=len(tries),
@@ -316,6 +404,7 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         kind = {
             PromptTooLongError: "prompt_too_long",
             PromptInjectionError: "prompt_injection",
+            UnsupportedLanguageError: "unsupported_language",
             BackendError: "backend_error",
         }.get(type(error), type(error).__name__)
         return OptimizationResult(
@@ -326,7 +415,11 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             model=self.backend.identity,
         )
 
-    def _check_injection(self, inp: MetaPromptInput) -> None:
+    def _check_input(self, inp: MetaPromptInput) -> None:
+        if self.languages is not None:
+            language = detect_language(inp.naive_prompt)
+            if language is not None and language not in self.languages:
+                raise UnsupportedLanguageError(language, self.languages)
         if self.reject_injection and looks_like_injection(inp.naive_prompt):
             raise PromptInjectionError(
                 "the naive prompt contains instructions aimed at the optimizer "
@@ -350,14 +443,12 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         if hit is not None:
             return replace(hit, cached=True, latency_s=time.perf_counter() - started)
         try:
-            self._check_injection(inp)
-            meta = self._prepare(inp)
-            tries: list[_Try] = []
-            for params in self._attempts():
-                tries.append(self._judge(inp, self.backend.generate(meta, params)))
-                if not tries[-1].reasons:
-                    break
-        except (BackendError, PromptTooLongError, PromptInjectionError) as e:
+            tries = self.candidates(
+                inp.naive_prompt, inp.silver_response, inp.golden_response, inp.max_words,
+                n=len(self._attempts()), stop_on_accept=True,
+            )
+        except (BackendError, PromptTooLongError, PromptInjectionError,
+                UnsupportedLanguageError) as e:
             return self._fallback(inp, e, started)
         result = self._settle(inp, tries, started)
         self._cache.put(key, result)
@@ -370,33 +461,10 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         golden_response: str | None = None,
         max_words: int | None = None,
     ) -> OptimizationResult:
-        """Async ``optimize``: generation runs off the event loop."""
-        inp = MetaPromptInput(
-            naive_prompt, silver_response, golden_response, max_words or self.max_words
+        """Async ``optimize``: the same sync core, run off the event loop."""
+        return await asyncio.to_thread(
+            self.optimize, naive_prompt, silver_response, golden_response, max_words
         )
-        started = time.perf_counter()
-        key = self._key(inp)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return replace(hit, cached=True, latency_s=time.perf_counter() - started)
-        try:
-            self._check_injection(inp)
-            meta = self._prepare(inp)
-            agenerate = getattr(self.backend, "agenerate", None)
-            tries: list[_Try] = []
-            for params in self._attempts():
-                if agenerate is not None:
-                    raw = await agenerate(meta, params)
-                else:
-                    raw = await asyncio.to_thread(self.backend.generate, meta, params)
-                tries.append(self._judge(inp, raw))
-                if not tries[-1].reasons:
-                    break
-        except (BackendError, PromptTooLongError, PromptInjectionError) as e:
-            return self._fallback(inp, e, started)
-        result = self._settle(inp, tries, started)
-        self._cache.put(key, result)
-        return result
 
     # ------------------------------------------------------------------ input handling
     def _split(self, text: str) -> SplitPrompt:

@@ -1,0 +1,86 @@
+"""Pure-core tests: blind judging bookkeeping, language detection, append mode, guard v5."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evaluation.judge import (
+    JudgePrompt,
+    build_report,
+    import_verdicts,
+    make_pairs,
+    parse_verdict,
+    wilson,
+)
+from fipo_middleware.complement import append_complement
+from fipo_middleware.language import detect_language
+
+
+def _texts(pairs: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {k: {"text": v} for k, v in pairs.items()}
+
+
+def test_blind_pairs_hide_the_source_and_score_from_source_one(tmp_path):
+    prompts = [JudgePrompt(str(i), f"prompt {i}", "c") for i in range(20)]
+    first = _texts({p.id: f"better {p.id}" for p in prompts})
+    second = _texts({p.id: p.prompt for p in prompts})
+    second["0"] = first["0"]  # identical texts: a tie, never sent to a judge
+    blind, key = make_pairs(prompts, first, second, seed=1)
+    assert len(blind) == 19 and all(set(b) == {"pair_id", "A", "B"} for b in blind)
+    assert {k["first_is"] for k in key} == {"A", "B"}  # both orders occur
+    # A judge that always prefers the "better" text: source one wins every judged pair.
+    path = tmp_path / "v.jsonl"
+    lines = [json.dumps({"pair_id": b["pair_id"], "task_changed": False,
+                         "verdict": "A" if b["A"].startswith("better") else "B"})
+             for b in blind[:-1]]
+    path.write_text("\n".join(lines) + "\n")
+    verdicts = import_verdicts(path, key)
+    assert sum("skip" in v for v in verdicts) == 1  # the missing one is a recorded skip
+    report = build_report(("fipo", "naive"), key, {"j1": verdicts})
+    overall = report["judges"]["j1"]["overall"]
+    assert overall["win"]["count"] == 18 and overall["tie"]["count"] == 1
+    assert overall["lose"]["count"] == 0 and overall["skipped"] == 1
+
+
+def test_bad_verdicts_are_errors_not_ties(tmp_path):
+    with pytest.raises(ValueError):
+        parse_verdict("I prefer the first one")
+    with pytest.raises(ValueError):
+        parse_verdict('{"verdict": "C", "task_changed": false}')
+    assert parse_verdict('ok {"verdict": "b", "task_changed": true}')["verdict"] == "B"
+    _, key = make_pairs([JudgePrompt("x", "p")], _texts({"x": "a"}), _texts({"x": "b"}))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"pair_id": "nope", "verdict": "A"}\n')
+    with pytest.raises(Exception, match="unknown pair_id"):
+        import_verdicts(bad, key)
+
+
+def test_wilson_interval():
+    lo, hi = wilson(0, 40)
+    assert lo == 0.0 and 0.05 < hi < 0.1
+    lo, hi = wilson(20, 40)
+    assert lo < 0.5 < hi
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("tell me about mount everest", "en"),
+    ("Explique-moi en trois phrases ce qu'est la photosynthèse.", "fr"),
+    ("Schreibe eine E-Mail an meinen Chef, dass ich morgen nicht komme.", "de"),
+    ("¿Cómo puedo aprender a programar en Python?", "es"),
+    ("写一封邮件给我的老板，请假两天", "zh"),
+    ("hi", None),
+])
+def test_detect_language(text, lang):
+    assert detect_language(text) == lang
+
+
+def test_append_mode_keeps_the_naive_prompt_verbatim():
+    naive = "a shirt costs $25 and is on sale for 20% off. whats the sale price"
+    rewrite = ("A shirt costs $25 and is on sale for 20% off. What is the sale price? "
+               "Show the calculation, then give the final price. Answer in one sentence.")
+    out = append_complement(naive, rewrite)
+    assert out.startswith(naive)
+    assert "Show the calculation" in out and "one sentence" not in out
+    assert append_complement(naive, naive) == naive
