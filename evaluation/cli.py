@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from fipo_middleware.errors import FIPOError
+
 
 def _split_specs(values: list[str] | None, default: list[str]) -> list[str]:
     if not values:
@@ -130,6 +132,44 @@ def _add_compile(subparsers: Any) -> None:
     c.set_defaults(func=cmd_compile)
 
 
+def cmd_eval_judge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evaluation.downstream import load_langchain_model
+    from evaluation.judge import (
+        build_report,
+        import_verdicts,
+        judge_with_model,
+        prepare,
+        write_report,
+    )
+
+    if args.optimizer:
+        raise FIPOError("eval-judge compares --first and --second; it takes no --optimizer")
+    out = Path(args.output)
+    sources, blind, key = prepare(
+        args.prompts, args.first, args.second, out, limit=args.limit, seed=args.seed,
+        progress=not args.quiet, n_threads=args.n_threads,
+        max_tokens=args.optimizer_max_tokens, max_words=args.max_words, retries=args.retries,
+    )
+    judges: dict[str, Any] = {}
+    for ref in args.judge or []:
+        name, sep, body = ref.partition("=")
+        name, body = (name, body) if sep else (ref.split(":")[-1], ref)
+        judges[name] = judge_with_model(load_langchain_model(body), blind,
+                                        out / f"verdicts-{name}.jsonl", not args.quiet)
+    for path in args.import_verdicts or []:
+        judges[Path(path).stem] = import_verdicts(path, key)
+    if not judges:
+        print(f"fipo eval-judge: {len(blind)} blind pairs in {out / 'pairs.jsonl'} (instructions "
+              f"in {out / 'JUDGE.md'}; the key stays in {out / 'key.jsonl'}); judge them and "
+              "rerun with --import-verdicts FILE", file=sys.stderr)
+        return 0
+    report = build_report(sources, key, judges)
+    files = write_report(report, out, chart=not args.no_chart)
+    return _finish(args, files["markdown"], f"fipo eval-judge: reports in {out}/")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", action="append", metavar="SPEC",
                    help="naive | base | fipo | gguf:PATH | lc:module:attr, optionally NAME=SPEC; "
@@ -180,3 +220,25 @@ def add_subcommands(subparsers: Any) -> None:
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
     q.set_defaults(func=cmd_eval_prompts)
     _add_compile(subparsers)
+
+    j = subparsers.add_parser(
+        "eval-judge", help="blind pairwise judging of two prompt sources (e.g. fipo vs naive)",
+        description="Texts from two sources for every prompt, shown to a judge as A/B in random "
+                    "order with the key kept apart; win/tie/lose of the first source with 95 %% "
+                    "intervals, per category, per judge and combined. Without --judge or "
+                    "--import-verdicts it only exports the blind pairs. Resumable.",
+    )
+    j.add_argument("prompts", metavar="PROMPTS.jsonl", help="id, prompt, optional category")
+    j.add_argument("--first", default="fipo", metavar="SPEC",
+                   help="source scored: an --optimizer spec or file:PATH (default: fipo)")
+    j.add_argument("--second", default="naive", metavar="SPEC",
+                   help="source compared against (default: naive)")
+    j.add_argument("--judge", action="append", metavar="[NAME=]module:attr",
+                   help="a LangChain chat model as judge; repeat for two judges")
+    j.add_argument("--import-verdicts", action="append", metavar="FILE",
+                   help="verdicts JSONL (pair_id, verdict A/B/tie, task_changed) from an "
+                        "external judge; repeat for two judges")
+    j.add_argument("--seed", type=int, default=0, help="A/B order and pair ids")
+    j.add_argument("--no-chart", action="store_true")
+    _common(j)
+    j.set_defaults(output="runs/judge", func=cmd_eval_judge)

@@ -84,3 +84,35 @@ def test_append_mode_keeps_the_naive_prompt_verbatim():
     assert out.startswith(naive)
     assert "Show the calculation" in out and "one sentence" not in out
     assert append_complement(naive, naive) == naive
+
+
+def test_eval_judge_cli_exports_blind_pairs_then_imports_two_judges(tmp_path, capsys):
+    from fipo_middleware.cli import main
+
+    prompts = tmp_path / "p.jsonl"
+    rewrites = tmp_path / "rw.jsonl"
+    rows = [{"id": f"q{i}", "prompt": f"question {i}", "category": "c" if i % 2 else "d"}
+            for i in range(6)]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rewrites.write_text("".join(
+        json.dumps({"id": r["id"], "prompt": f"better {r['prompt']}"}) + "\n" for r in rows))
+    out = tmp_path / "run"
+    argv = ["eval-judge", str(prompts), "--first", f"file:{rewrites}", "--second", "naive",
+            "--output", str(out), "--quiet", "--no-chart"]
+    assert main(argv) == 0
+    blind = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert len(blind) == 6 and "better" not in json.dumps(list(blind[0]))  # no key in the file
+    key = {k["pair_id"]: k for k in map(json.loads, (out / "key.jsonl").read_text().splitlines())}
+    # Judge 1 always prefers the rewrite; judge 2 calls every pair a tie.
+    j1, j2 = tmp_path / "j1.jsonl", tmp_path / "j2.jsonl"
+    j1.write_text("".join(json.dumps({"pair_id": b["pair_id"], "task_changed": False,
+                                      "verdict": key[b["pair_id"]]["first_is"]}) + "\n"
+                          for b in blind))
+    j2.write_text("".join(json.dumps({"pair_id": b["pair_id"], "task_changed": False,
+                                      "verdict": "tie"}) + "\n" for b in blind))
+    assert main([*argv, "--import-verdicts", str(j1), "--import-verdicts", str(j2)]) == 0
+    report = json.loads((out / "judge.json").read_text())
+    assert report["judges"]["j1"]["overall"]["win"]["count"] == 6
+    assert report["judges"]["combined"]["overall"]["tie"]["count"] == 6  # disagreement = tie
+    assert report["agreement"] == {"pairs": 6, "agree": 0, "rate": 0.0}
+    assert (out / "judge.md").read_text().startswith("# Blind judging: rw vs naive")
