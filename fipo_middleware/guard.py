@@ -364,7 +364,8 @@ _LENGTH_CUE = re.compile(
 # Answer formats that fit only some requests; a rewrite may add one only when the naive prompt
 # already points that way.
 _FORMATS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
-    (re.compile(r"(?i)\b(?:one|a single)[- ]word\b|\bsingle word\b"),
+    (re.compile(r"(?i)\b(?:one|a single)[- ]word\b|\bsingle word\b|"
+                r"\b(?:reply|answer|respond) with (?:the|a|one|your) (?:\w+ ){0,2}words?\b"),
      re.compile(r"(?i)\bword\b")),
     (re.compile(r"(?i)\bone (?:\w+ )?per line\b|\beach on (?:a|its own) (?:new )?line\b"),
      re.compile(r"(?i)\b(?:per line|lines?|list)\b")),
