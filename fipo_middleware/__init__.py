@@ -1,5 +1,7 @@
 """fipo_middleware: local, private, model-agnostic prompt optimization (FIPO) for LangChain."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from fipo_middleware.backends.base import DecodingParams, OptimizerBackend
 from fipo_middleware.errors import (
     BackendError,
@@ -11,16 +13,21 @@ from fipo_middleware.errors import (
     PromptTooLongError,
     RewriteRejectedError,
     UnsupportedInputError,
+    UnsupportedLanguageError,
 )
 from fipo_middleware.guard import GuardResult, check_rewrite, is_usable
-from fipo_middleware.optimizer import CUSTOM_EVENT, FIPOOptimizer, OptimizationResult
+from fipo_middleware.optimizer import CUSTOM_EVENT, Candidate, FIPOOptimizer, OptimizationResult
 from fipo_middleware.template import CaseType, Dialect, MetaPromptInput
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("fipo")  # one source of truth: pyproject.toml
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CUSTOM_EVENT",
     "BackendError",
+    "Candidate",
     "CaseType",
     "DataFormatError",
     "DecodingParams",
@@ -37,6 +44,7 @@ __all__ = [
     "PromptTooLongError",
     "RewriteRejectedError",
     "UnsupportedInputError",
+    "UnsupportedLanguageError",
     "check_rewrite",
     "is_usable",
 ]

@@ -348,3 +348,30 @@ def test_resampling_on_real_llama_cpp_is_seeded(smollm2_path):
     assert a.attempts >= 2
     assert (a.attempts, a.optimized_prompt, a.raw_output) == (b.attempts, b.optimized_prompt,
                                                              b.raw_output)
+
+
+def test_default_passes_other_languages_through_and_says_why(default_optimizer) -> None:
+    naive = "Explique-moi en trois phrases ce qu'est la photosynthèse."
+    result = default_optimizer.optimize(naive)
+    assert result.optimized_prompt == naive
+    assert result.fallback_reason.startswith("unsupported_language: ")
+    assert "'fr'" in result.fallback_reason
+
+
+def test_candidates_are_generated_parsed_and_guarded(default_optimizer) -> None:
+    cands = default_optimizer.candidates("tell me about mount everest", n=3)
+    assert len(cands) == 3
+    assert cands[0].decoding.temperature == 0.0
+    assert {c.decoding.seed for c in cands} == {0, 1, 2}
+    for c in cands:
+        assert c.raw_output and c.accepted == (not c.guard_reasons)
+    assert any(c.accepted for c in cands)
+
+
+def test_append_mode_keeps_the_naive_prompt_verbatim(default_optimizer) -> None:
+    append = default_optimizer.model_copy(update={"mode": "append"})
+    naive = ("summarize this for my manager:\nThe Q3 launch slipped two weeks because the "
+             "vendor shipped the wrong firmware; QA found it on day one.")
+    result = append.optimize(naive)
+    assert result.optimized_prompt.startswith(naive)
+    assert result.fallback_reason is None
