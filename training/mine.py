@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fipo_middleware.guard import check_rewrite
+from fipo_middleware.errors import FIPOError
 from fipo_middleware.jsonl import append_jsonl, done_ids
-from fipo_middleware.parsing import parse_rewrite
-from fipo_middleware.template import MetaPromptInput, build_meta_prompt
 from training.pop import POPRecord
 
 
@@ -46,18 +44,19 @@ def _done_path(output: Path) -> Path:
 
 def mine_record(optimizer: Any, record: POPRecord, *, samples: int = 2) -> list[POPRecord]:
     """The guard-rejected rewrites ``optimizer`` writes for ``record.naive_prompt``."""
-    inp = MetaPromptInput(record.naive_prompt, None, None, optimizer.max_words)
-    meta = build_meta_prompt(inp, optimizer.dialect)
-    tries = optimizer.decoding_attempts(samples)
+    try:
+        candidates = optimizer.candidates(record.naive_prompt, n=samples + 1,
+                                          options=record.options)
+    except FIPOError:  # too long for the context, or not a prompt to optimize: nothing to mine
+        return []
     seen: set[str] = {record.chosen.strip()}
     out: list[POPRecord] = []
-    for n, params in enumerate(tries):
-        rewrite = parse_rewrite(optimizer.backend.generate(meta, params), inp.budget)
+    for n, cand in enumerate(candidates):
+        rewrite = cand.rewrite
         if not rewrite.strip() or rewrite.strip() in seen:
             continue
         seen.add(rewrite.strip())
-        verdict = check_rewrite(record.naive_prompt, rewrite, inp.budget, record.options)
-        if verdict.usable:
+        if cand.accepted:
             continue
         out.append(POPRecord(
             id=f"{record.id}~mined{n}",
@@ -67,7 +66,7 @@ def mine_record(optimizer: Any, record: POPRecord, *, samples: int = 2) -> list[
             task_kind=record.task_kind,
             options=record.options,
             source="mined",
-            metadata={**record.metadata, "failure": ",".join(verdict.reasons),
+            metadata={**record.metadata, "failure": ",".join(cand.guard_reasons),
                       "mined_from": record.id, "mined_try": n,
                       "mined_by": optimizer.backend.identity},
         ))
