@@ -30,7 +30,6 @@ from evaluation.optimizers import NAIVE, OptimizerSpec
 from fipo_middleware.errors import DataFormatError
 from fipo_middleware.guard import check_rewrite, numbers_in, option_labels_in, quoted_in
 from fipo_middleware.jsonl import write_jsonl_atomic
-from fipo_middleware.parsing import parse_rewrite
 from fipo_middleware.template import MetaPromptInput
 
 
@@ -102,8 +101,8 @@ def _rewrite_of(opt: Any, naive: str) -> tuple[str, dict[str, Any]]:
     info = {**result.to_dict(), "budget": budget}
     if not result.used_fallback:
         return result.optimized_prompt, info
-    if result.raw_output is not None:
-        return parse_rewrite(result.raw_output, budget), info
+    if result.rejected_rewrite is not None:
+        return result.rejected_rewrite, info
     return "", info  # backend failure / refused prompt: nothing written
 
 

@@ -75,6 +75,9 @@ class OptimizationResult:
     model: str = ""
     attempts: int = 1
     """Generations tried: 1 + the resamples after guard rejections (see ``retries``)."""
+    rejected_rewrite: str | None = None
+    """On a guard fallback, the rewrite that was rejected (what the optimizer wrote, for
+    evaluation and mining); None otherwise."""
 
     @property
     def used_fallback(self) -> bool:
@@ -393,6 +396,7 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
                 optimized_prompt=inp.naive_prompt,
                 fallback_reason="guard_rejected: " + ", ".join(reasons),
                 guard_reasons=reasons,
+                rejected_rewrite=chosen.rewrite,
             )
         return base
 
