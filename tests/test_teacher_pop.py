@@ -1,0 +1,59 @@
+"""The teacher POP (training/teacher/) and the held-out judge dev set: valid, consistent with
+their documented edit rules, and disjoint."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from training.pop import load_pop
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER = sorted((ROOT / "training" / "teacher").glob("teacher_*.jsonl"))
+DEV = ROOT / "evaluation" / "data" / "judge_dev.jsonl"
+EDITS = {"keep", "minimal_fix", "append", "rewrite"}
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def test_teacher_records_follow_their_edit_rules() -> None:
+    records = load_pop(*TEACHER)
+    assert len(records) >= 3000
+    assert len({r.id for r in records}) == len(records)
+    edits = Counter(r.metadata["edit"] for r in records)
+    assert set(edits) == EDITS, edits
+    # About a third of the naive prompts are already good: chosen is the prompt or a minimal fix.
+    assert 0.28 <= (edits["keep"] + edits["minimal_fix"]) / len(records) <= 0.45, edits
+    for r in records:
+        edit, guidance = r.metadata["edit"], r.metadata["guidance"]
+        if edit == "keep":
+            assert r.chosen == r.naive_prompt and guidance == "", r.id
+        elif edit == "append":
+            assert r.chosen == f"{r.naive_prompt} {guidance}", r.id
+        else:
+            assert r.chosen != r.naive_prompt, r.id
+        assert r.rejected and r.rejected != r.chosen, r.id
+    languages = Counter(r.metadata["language"] for r in records)
+    assert sum(n for lang, n in languages.items() if lang != "en") >= 300, languages
+
+
+def test_judged_teacher_records_name_their_outcome() -> None:
+    judged = [r for r in load_pop(*TEACHER) if "judged" in r.metadata]
+    assert len(judged) >= 1800
+    outcomes = Counter(r.metadata["judged"]["chosen_vs_naive"] for r in judged)
+    assert set(outcomes) <= {"win", "tie", "lose", "identical"}
+    # The teacher's chosen rewrite must rarely lose to the naive prompt it replaces.
+    assert outcomes["lose"] <= 0.01 * len(judged), outcomes
+
+
+def test_judge_dev_set_shares_no_prompt_with_training() -> None:
+    dev = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()]
+    assert len(dev) >= 150 and len({d["id"] for d in dev}) == len(dev)
+    assert sum(d["language"] != "en" for d in dev) >= 10
+    seed = sorted((ROOT / "training" / "seed").glob("*.jsonl"))
+    train = {_norm(r.naive_prompt) for r in load_pop(*TEACHER, *seed)}
+    shared = [d["id"] for d in dev if _norm(d["prompt"]) in train]
+    assert not shared, shared
