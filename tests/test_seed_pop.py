@@ -83,6 +83,6 @@ def test_instruction_only_records_teach_against_inventing(splits):
     and the guard catches most of their rejected rewrites."""
     only = [r for r in splits[0] if r.metadata.get("instruction_only")]
     assert len(only) >= 150
-    inventing = [r for r in only if r.metadata["failure"] == "invents_facts"]
+    inventing = [r for r in only if r.metadata["failure"] == "invented_material"]
     caught = sum(not check_rewrite(r.naive_prompt, r.rejected).usable for r in inventing)
     assert caught / len(inventing) >= 0.75, (caught, len(inventing))

@@ -57,3 +57,12 @@ def test_judge_dev_set_shares_no_prompt_with_training() -> None:
     train = {_norm(r.naive_prompt) for r in load_pop(*TEACHER, *seed)}
     shared = [d["id"] for d in dev if _norm(d["prompt"]) in train]
     assert not shared, shared
+
+
+def test_every_failure_label_uses_the_one_vocabulary() -> None:
+    from training.pop import FAILURE_KINDS
+
+    seed = sorted((ROOT / "training" / "seed").glob("*.jsonl"))
+    labels = Counter(r.metadata.get("failure") for r in load_pop(*TEACHER, *seed))
+    unknown = {f for f in labels if f is not None and not set(f.split(",")) <= FAILURE_KINDS}
+    assert not unknown, unknown

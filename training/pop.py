@@ -12,8 +12,8 @@ One record per line (all strings UTF-8):
 | ``rejected`` | str or null | a dispreferred optimized prompt (a realistic failure) |
 | ``task_kind`` | ``"generation"`` or ``"multiple_choice"`` | |
 | ``options`` | list[str] | answer options (multiple choice), kept verbatim by rewrites |
-| ``source`` | str | where the record came from (``seed``, ``bpo``, ``fipo-pop``, ``built``) |
-| ``metadata`` | dict | free-form: category, failure kind of ``rejected``, split... |
+| ``source`` | str | where the record came from (``seed``, ``teacher``, ``bpo``, ``fipo-pop``, ``built``, ``mined``) |
+| ``metadata`` | dict | category, ``failure`` (what is wrong with ``rejected``, from ``FAILURE_KINDS``; comma-joined when several), split... |
 
 Seed naive prompts (input of ``fipo pop build``) are JSONL too: ``id`` (optional, defaults to
 the line number), ``prompt`` (or ``naive_prompt``), optional ``reference`` (or
@@ -35,6 +35,17 @@ from fipo_middleware.errors import DataFormatError
 from fipo_middleware.jsonl import append_jsonl, done_ids, iter_jsonl, write_jsonl_atomic
 
 TaskKind = Literal["generation", "multiple_choice"]
+
+FAILURE_KINDS = frozenset({
+    # the guard's reasons (``fipo_middleware.guard.check_rewrite``), used by mined records
+    "empty", "over_budget", "template_leak", "meta_chatter", "dropped_numbers", "dropped_quotes",
+    "dropped_options", "invented_material", "changed_task", "negated_task", "answers_task",
+    # failures only a reader sees (the judging rubric's classes), used by hand-written records
+    "dropped_input", "dropped_requirement", "added_length_cap", "added_format",
+    "damaged_wording", "changed_language", "padding",
+})
+"""The one vocabulary for ``metadata.failure``, shared by the guard, the seed and teacher POP,
+mining and the judge."""
 
 
 class POPRecord(BaseModel):
