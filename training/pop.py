@@ -12,8 +12,11 @@ One record per line (all strings UTF-8):
 | ``rejected`` | str or null | a dispreferred optimized prompt (a realistic failure) |
 | ``task_kind`` | ``"generation"`` or ``"multiple_choice"`` | |
 | ``options`` | list[str] | answer options (multiple choice), kept verbatim by rewrites |
-| ``source`` | str | where the record came from (``seed``, ``teacher``, ``bpo``, ``fipo-pop``, ``built``, ``mined``) |
-| ``metadata`` | dict | category, ``failure`` (what is wrong with ``rejected``, from ``FAILURE_KINDS``; comma-joined when several), split... |
+| ``source`` | str | where the record came from (``seed``, ``teacher``, ``bpo``, ``built``, ``mined``...) |
+| ``metadata`` | dict | category, ``failure`` (see below), split... |
+
+``metadata.failure`` says what is wrong with ``rejected``, in the one vocabulary
+``FAILURE_KINDS`` (comma-joined when several).
 
 Seed naive prompts (input of ``fipo pop build``) are JSONL too: ``id`` (optional, defaults to
 the line number), ``prompt`` (or ``naive_prompt``), optional ``reference`` (or
