@@ -12,7 +12,7 @@ One record per line (all strings UTF-8):
 | ``rejected`` | str or null | a dispreferred optimized prompt (a realistic failure) |
 | ``task_kind`` | ``"generation"`` or ``"multiple_choice"`` | |
 | ``options`` | list[str] | answer options (multiple choice), kept verbatim by rewrites |
-| ``source`` | str | where the record came from (``seed``, ``teacher``, ``bpo``, ``built``, ``mined``...) |
+| ``source`` | str | where it came from (``seed``, ``teacher``, ``bpo``, ``built``, ``mined``) |
 | ``metadata`` | dict | category, ``failure`` (see below), split... |
 
 ``metadata.failure`` says what is wrong with ``rejected``, in the one vocabulary
