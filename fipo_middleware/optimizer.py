@@ -78,6 +78,8 @@ class OptimizationResult:
     rejected_rewrite: str | None = None
     """On a guard fallback, the rewrite that was rejected (what the optimizer wrote, for
     evaluation and mining); None otherwise."""
+    verifier_margin: float | None = None
+    """With a verifier: the best candidate's score minus the naive prompt's."""
 
     @property
     def used_fallback(self) -> bool:
@@ -94,6 +96,7 @@ class OptimizationResult:
             "latency_ms": round(self.latency_s * 1000, 3),
             "model": self.model,
             "attempts": self.attempts,
+            "verifier_margin": self.verifier_margin,
         }
 
 
@@ -179,6 +182,11 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
     """``rewrite``: serve the optimizer's full rewrite. ``append``: keep the naive prompt verbatim
     and append only the complementary guidance found in the rewrite (``complement.py``), so
     pasted input cannot be dropped nor the task restated into another one."""
+    verifier: Any = Field(default=None, exclude=True)
+    """A ``fipo_middleware.verifier.Verifier``: then every try is generated (greedy +
+    ``retries``), the guard-accepted ones are scored beside the naive prompt, and the best is
+    served only when it beats the naive prompt by more than ``verifier_margin``."""
+    verifier_margin: float = 0.0
     languages: tuple[str, ...] | None = None
     """Languages the optimizer can rewrite in (ISO codes); a naive prompt detected as another
     language passes through with ``fallback_reason`` ``unsupported_language``. None = any."""
@@ -298,6 +306,8 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             self.retry_temperature,
             self.mode,
             self.languages,
+            None if self.verifier is None else str(getattr(self.verifier, "path", self.verifier)),
+            self.verifier_margin,
         )
 
     def _prepare(self, inp: MetaPromptInput) -> Any:
@@ -400,6 +410,35 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             )
         return base
 
+    def _verify(
+        self, inp: MetaPromptInput, tries: list[Candidate], started: float
+    ) -> OptimizationResult:
+        """Best-of-N against the naive prompt: the verifier scores the naive prompt beside every
+        distinct guard-accepted candidate; the naive prompt wins ties and small margins."""
+        naive = inp.naive_prompt.strip()
+        pool = list({c.rewrite.strip(): c for c in tries
+                     if c.accepted and c.rewrite.strip() != naive}.values())
+        if not pool:
+            return self._settle(inp, tries, started)
+        try:
+            scores = self.verifier.score(inp.naive_prompt, [inp.naive_prompt]
+                                         + [c.rewrite for c in pool])
+        except Exception as e:
+            raise BackendError(f"verifier failed: {type(e).__name__}: {e}") from e
+        best = max(range(len(pool)), key=lambda i: scores[i + 1])
+        margin = scores[best + 1] - scores[0]
+        common = {"naive_prompt": inp.naive_prompt, "latency_s": time.perf_counter() - started,
+                  "model": self.backend.identity, "attempts": len(tries),
+                  "verifier_margin": margin}
+        if margin > self.verifier_margin:
+            return OptimizationResult(optimized_prompt=pool[best].rewrite,
+                                      raw_output=pool[best].raw_output, **common)
+        return OptimizationResult(
+            optimized_prompt=inp.naive_prompt,
+            fallback_reason=(f"verifier: no candidate beats the naive prompt (best margin "
+                             f"{margin:+.3f} <= {self.verifier_margin:+.3f})"),
+            raw_output=pool[best].raw_output, **common)
+
     def _fallback(
         self, inp: MetaPromptInput, error: FIPOError, started: float
     ) -> OptimizationResult:
@@ -449,12 +488,13 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         try:
             tries = self.candidates(
                 inp.naive_prompt, inp.silver_response, inp.golden_response, inp.max_words,
-                n=len(self._attempts()), stop_on_accept=True,
+                n=len(self._attempts()), stop_on_accept=self.verifier is None,
             )
+            result = (self._settle(inp, tries, started) if self.verifier is None
+                      else self._verify(inp, tries, started))
         except (BackendError, PromptTooLongError, PromptInjectionError,
                 UnsupportedLanguageError) as e:
             return self._fallback(inp, e, started)
-        result = self._settle(inp, tries, started)
         self._cache.put(key, result)
         return result
 

@@ -21,3 +21,20 @@ class RewriteTableLLM(LLM):
         self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> str:
         return next((rw for naive, rw in self.table.items() if naive in prompt), "")
+
+
+class SequenceLLM(LLM):
+    """An optimizer model that answers successive calls with ``outputs`` in order (then "")."""
+
+    outputs: list[str]
+    calls: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "sequence"
+
+    def _call(
+        self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> str:
+        self.calls += 1
+        return self.outputs[self.calls - 1] if self.calls <= len(self.outputs) else ""

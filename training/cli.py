@@ -120,6 +120,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_verifier(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from training.pop import load_pop
+    from training.verifier import VerifierConfig, train_verifier
+
+    cfg = VerifierConfig(**{f.name: getattr(args, f.name) for f in fields(VerifierConfig)})
+    final = train_verifier(load_pop(*args.data), cfg)
+    print(f"fipo train-verifier: reward model in {final} "
+          "(serve it with FIPOOptimizer(verifier=RewardModelVerifier(path)))", file=sys.stderr)
+    return 0
+
+
+def _add_train_verifier(sub: Any) -> None:
+    from dataclasses import MISSING, fields
+
+    from training.verifier import VerifierConfig
+
+    v = sub.add_parser("train-verifier",
+                       help="reward model that compares a candidate with the naive prompt (TRL)")
+    v.add_argument("--data", nargs="+", required=True, help="POP JSONL file(s)")
+    for f in fields(VerifierConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.default is MISSING:
+            v.add_argument(flag, dest=f.name, required=True, help=f.metadata["help"])
+        else:
+            v.add_argument(flag, dest=f.name, type=type(f.default), default=f.default,
+                           help=f"{f.metadata['help']} (default: {f.default})")
+    v.set_defaults(func=cmd_train_verifier)
+
+
 def add_subcommands(sub: Any) -> None:
     # fipo pop ...
     pop = sub.add_parser("pop", help="build, import and diversify POP data")
@@ -180,6 +211,7 @@ def add_subcommands(sub: Any) -> None:
     t.add_argument("method", choices=METHODS)
     add_config_arguments(t)
     t.set_defaults(func=cmd_train)
+    _add_train_verifier(sub)
 
     # fipo export
     e = sub.add_parser("export", help="merged HF, GGUF (f16/q8_0) and GGUF LoRA, verified")
