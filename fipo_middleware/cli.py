@@ -1,20 +1,21 @@
-"""``fipo`` command line. ``fipo optimize`` lives here; ``pop``, ``train``, ``export`` come from
-``training.cli`` and ``eval`` from ``evaluation.cli`` when those extras are installed. Each
-sub-module exposes ``add_subcommands(subparsers)`` and sets ``func`` on its parsers."""
+"""``fipo`` command line. ``fipo optimize`` lives here; every other subcommand comes from a
+plugin: an ``add_subcommands(subparsers)`` function registered under the ``fipo.cli`` entry-point
+group (this project's ``training`` and ``evaluation`` packages register theirs in
+pyproject.toml), which sets ``func`` on its parsers. The core imports none of them by name."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from fipo_middleware.errors import FIPOError
 
-PLUGINS = ("training.cli", "evaluation.cli")
+PLUGIN_GROUP = "fipo.cli"
 
 
 def _build_optimizer(args: argparse.Namespace) -> Any:
@@ -127,12 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)
 
-    for name in PLUGINS:
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         try:
-            module = importlib.import_module(name)
-        except ImportError:
+            add_subcommands = ep.load()
+        except ImportError as e:  # an extra that is not installed: its subcommands are absent
+            logging.getLogger("fipo_middleware").debug("fipo plugin %s not loaded: %s", ep.name, e)
             continue
-        module.add_subcommands(sub)
+        add_subcommands(sub)
     return parser
 
 
