@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import struct
@@ -97,9 +98,10 @@ class LlamaCppBackend:
     def context_length(self) -> int:
         return self.llama.n_ctx()
 
-    def _render(self, prompt: MetaPrompt) -> str:
-        if isinstance(prompt, str):
-            return prompt
+    @functools.cached_property
+    def _formatter(self) -> Any:
+        # Compiling the Jinja template costs more than rendering it, and one prompt renders up
+        # to 1 + retries times (plus the length check): build it once per backend.
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = self.llama.metadata.get("tokenizer.chat_template")
@@ -107,8 +109,12 @@ class LlamaCppBackend:
             raise BackendError(f"{self.model_path.name} has no chat template; use fipo-original")
         eos = self.llama.detokenize([self.llama.token_eos()]).decode("utf-8", "ignore")
         bos = self.llama.detokenize([self.llama.token_bos()]).decode("utf-8", "ignore")
-        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        return formatter(messages=prompt).prompt
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def _render(self, prompt: MetaPrompt) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        return self._formatter(messages=prompt).prompt
 
     def count_tokens(self, prompt: MetaPrompt) -> int:
         text = self._render(prompt)
