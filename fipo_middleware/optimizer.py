@@ -4,10 +4,10 @@
     chain = fipo | llm                    # str -> str
     chain = prompt_template | fipo | llm  # PromptValue -> PromptValue
 
-Inputs and outputs mirror each other (see ``_Job``). Only the instruction is rewritten; fixed
-parts (``prefix``/``suffix``, ``<fixed>`` blocks, code fences, option lines) pass through byte for
-byte. A rewrite the guard rejects, or a backend failure, falls back to the naive prompt by
-default and says so in the trace, a custom callback event and the log.
+Inputs and outputs mirror each other (``fipo_middleware.inputs``). Only the instruction is
+rewritten; fixed parts (``prefix``/``suffix``, ``<fixed>`` blocks, code fences, option lines)
+pass through byte for byte. A rewrite the guard rejects, or a backend failure, falls back to the
+naive prompt by default and says so in the trace, a custom callback event and the log.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.callbacks.manager import adispatch_custom_event
-from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
+from langchain_core.messages import BaseMessage
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import (
     ensure_config,
@@ -43,10 +42,10 @@ from fipo_middleware.errors import (
     PromptInjectionError,
     PromptTooLongError,
     RewriteRejectedError,
-    UnsupportedInputError,
     UnsupportedLanguageError,
 )
 from fipo_middleware.guard import check_rewrite, looks_like_injection
+from fipo_middleware.inputs import Job, to_job
 from fipo_middleware.language import detect_language
 from fipo_middleware.parsing import parse_rewrite
 from fipo_middleware.segments import SplitPrompt, split_prompt
@@ -58,7 +57,6 @@ CUSTOM_EVENT = "fipo_optimization"
 DEFAULT_RETRIES = 4
 """Guarded resamples ``FIPOOptimizer.default()`` allows (see ``retries``; MODEL_CARD.md has
 the usable rate with and without them)."""
-_DICT_KEYS = {"prompt", "silver_response", "golden_response", "prefix", "suffix", "max_words"}
 
 
 @dataclass(frozen=True)
@@ -136,19 +134,6 @@ class Candidate:
             "seed": self.decoding.seed if self.decoding else None,
             "latency_ms": round(self.latency_s * 1000, 3),
         }
-
-
-@dataclass
-class _Job:
-    """An input taken apart: what to optimize, and how to put the answer back in the caller's
-    type."""
-
-    split: SplitPrompt
-    silver: str | None
-    golden: str | None
-    max_words: int | None
-    rebuild: Callable[[str], Any]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FIPOOptimizer(RunnableSerializable[Any, Any]):
@@ -516,92 +501,8 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             text, protect_code=self.protect_code, protect_options=self.protect_options
         )
 
-    def _job(self, value: Any) -> _Job:
-        if isinstance(value, str):
-            split = self._split(value)
-            return _Job(split, None, None, None, split.rebuild)
-        if isinstance(value, dict):
-            if "prompt" not in value:
-                raise UnsupportedInputError(
-                    "a dict input needs a 'prompt' key (optional: silver_response, "
-                    f"golden_response, prefix, suffix, max_words); got keys {sorted(value)}"
-                )
-            unknown = set(value) - _DICT_KEYS
-            if unknown:
-                raise UnsupportedInputError(
-                    f"unknown key(s) {sorted(unknown)} in dict input; allowed: {sorted(_DICT_KEYS)}"
-                )
-            for k in ("prompt", "silver_response", "golden_response", "prefix", "suffix"):
-                if value.get(k) is not None and not isinstance(value[k], str):
-                    raise UnsupportedInputError(
-                        f"dict input field {k!r} must be a string, got {type(value[k]).__name__}"
-                    )
-            split = self._split(value["prompt"])
-            prefix, suffix = value.get("prefix") or "", value.get("suffix") or ""
-            return _Job(
-                split,
-                value.get("silver_response"),
-                value.get("golden_response"),
-                value.get("max_words"),
-                lambda opt: prefix + split.rebuild(opt) + suffix,
-            )
-        if isinstance(value, StringPromptValue):
-            split = self._split(value.text)
-            return _Job(split, None, None, None, lambda o: StringPromptValue(text=split.rebuild(o)))
-        if isinstance(value, ChatPromptValue):
-            inner = self._messages_job(list(value.messages))
-            return replace(inner, rebuild=lambda o: ChatPromptValue(messages=inner.rebuild(o)))
-        if isinstance(value, PromptValue):
-            return self._messages_job(value.to_messages())
-        if isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value) and value:
-            return self._messages_job(value)
-        raise UnsupportedInputError(
-            "FIPOOptimizer accepts str, dict (with 'prompt'), PromptValue or a list of messages; "
-            f"got {type(value).__name__}"
-        )
-
-    def _messages_job(self, messages: list[BaseMessage]) -> _Job:
-        idx = next(
-            (i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)),
-            None,
-        )
-        if idx is None:
-            raise UnsupportedInputError("the message list has no human message to optimize")
-        msg = messages[idx]
-        content = msg.content
-        if isinstance(content, str):
-            split = self._split(content)
-
-            def put_back(opt: str) -> list[BaseMessage]:
-                new = msg.model_copy(update={"content": split.rebuild(opt)})
-                return [*messages[:idx], new, *messages[idx + 1 :]]
-
-            return _Job(split, None, None, None, put_back)
-        # Multimodal content: rewrite the first text block, keep the others (images...) as is.
-        blocks = list(content)
-        t = next(
-            (
-                i
-                for i, b in enumerate(blocks)
-                if (isinstance(b, dict) and b.get("type") == "text") or isinstance(b, str)
-            ),
-            None,
-        )
-        if t is None:
-            raise UnsupportedInputError("the last human message has no text to optimize")
-        text = blocks[t] if isinstance(blocks[t], str) else blocks[t]["text"]
-        split = self._split(text)
-
-        def put_back_blocks(opt: str) -> list[BaseMessage]:
-            new_blocks = list(blocks)
-            new_text = split.rebuild(opt)
-            new_blocks[t] = (
-                new_text if isinstance(blocks[t], str) else {**blocks[t], "text": new_text}
-            )
-            new = msg.model_copy(update={"content": new_blocks})
-            return [*messages[:idx], new, *messages[idx + 1 :]]
-
-        return _Job(split, None, None, None, put_back_blocks)
+    def _job(self, value: Any) -> Job:
+        return to_job(value, self._split)
 
     # ------------------------------------------------------------------ Runnable API
     def _report(self, result: OptimizationResult) -> None:

@@ -10,64 +10,12 @@ text of each selected message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage
 
 from fipo_middleware.errors import InvalidPromptError
+from fipo_middleware.inputs import message_text, select_human, with_text
 from fipo_middleware.optimizer import FIPOOptimizer, OptimizationResult
-
-RewritePolicy = Literal["last_human", "first_human", "all_human"]
-REWRITE_POLICIES: tuple[str, ...] = ("last_human", "first_human", "all_human")
-
-
-def _text_block_index(content: list[Any]) -> int | None:
-    # Same rule as FIPOOptimizer: the first text block of multimodal content is the instruction.
-    for i, block in enumerate(content):
-        if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"):
-            return i
-    return None
-
-
-def message_text(message: BaseMessage) -> str | None:
-    """The instruction text of a message (its first text block), or None when it has none."""
-    content = message.content
-    if isinstance(content, str):
-        return content
-    i = _text_block_index(list(content))
-    if i is None:
-        return None
-    block = content[i]
-    return block if isinstance(block, str) else str(block.get("text", ""))
-
-
-def with_text(message: BaseMessage, text: str) -> BaseMessage:
-    """A copy of ``message`` (same id, name, metadata) whose instruction text is ``text``;
-    other content blocks (images, files...) are kept as they are."""
-    content = message.content
-    if isinstance(content, str):
-        return message.model_copy(update={"content": text})
-    blocks = list(content)
-    i = _text_block_index(blocks)
-    if i is None:
-        return message
-    block = blocks[i]
-    blocks[i] = text if isinstance(block, str) else {**block, "text": text}
-    return message.model_copy(update={"content": blocks})
-
-
-def select_human(messages: Sequence[BaseMessage], policy: str) -> list[int]:
-    """Indices of the human messages ``policy`` rewrites; never system, AI or tool messages."""
-    humans = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
-    if not humans:
-        return []
-    if policy == "last_human":
-        return [humans[-1]]
-    if policy == "first_human":
-        return [humans[0]]
-    if policy == "all_human":
-        return humans
-    raise ValueError(f"unknown rewrite policy {policy!r}; expected one of {REWRITE_POLICIES}")
 
 
 def _record(naive: str, optimized: str, result: OptimizationResult | None, why: str = "") -> dict:

@@ -35,8 +35,9 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, 
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, PrivateAttr, model_validator
 
+from fipo_middleware.inputs import RewritePolicy
 from fipo_middleware.optimizer import CUSTOM_EVENT, FIPOOptimizer
-from integrations._rewrite import RewritePolicy, arewrite_messages, rewrite_messages
+from integrations._rewrite import arewrite_messages, rewrite_messages
 
 logger = logging.getLogger("fipo_middleware.integrations")
 
