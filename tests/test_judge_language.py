@@ -14,8 +14,10 @@ from evaluation.judge import (
     parse_verdict,
     wilson,
 )
+from fipo_middleware import FIPOOptimizer
 from fipo_middleware.complement import append_complement
 from fipo_middleware.language import detect_language
+from tests.fakes import SequenceLLM
 
 
 def _texts(pairs: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -116,3 +118,12 @@ def test_eval_judge_cli_exports_blind_pairs_then_imports_two_judges(tmp_path, ca
     assert report["judges"]["combined"]["overall"]["tie"]["count"] == 6  # disagreement = tie
     assert report["agreement"] == {"pairs": 6, "agree": 0, "rate": 0.0}
     assert (out / "judge.md").read_text().startswith("# Blind judging: rw vs naive")
+
+
+def test_a_rewrite_in_another_language_is_never_served() -> None:
+    naive = "Explique-moi en trois phrases ce qu'est la photosynthèse, s'il te plaît."
+    opt = FIPOOptimizer.from_llm(
+        SequenceLLM(outputs=["Explain what photosynthesis is in three sentences."]), cache_size=0)
+    result = opt.optimize(naive)
+    assert result.optimized_prompt == naive
+    assert "changed_language" in result.guard_reasons

@@ -82,3 +82,4 @@ def test_missing_reward_model_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(ModelLoadError, match="fipo train verifier"):
         RewardModelVerifier(tmp_path)
+
