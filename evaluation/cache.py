@@ -1,6 +1,8 @@
 """On-disk caches of optimized prompts and model responses: append-only JSONL under the run's
-output folder, keyed by a hash of everything that determines the value. A rerun (or a run that
-crashed half way) reads them back and only computes what is missing."""
+output folder, keyed by a hash (``content_key``) of the parts the caller passes: the optimizer or
+downstream key and the exact prompt and settings. How far a key identifies the model files
+depends on that key (docs/EVALUATION.md, "Resuming"). A rerun (or a run that crashed half way)
+reads them back and only computes what is missing."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ def content_key(*parts: Any) -> str:
 
 
 class JsonlCache:
-    """id -> row, persisted with ``training.pop.append_jsonl`` (one fsynced line per entry). A
-    torn last line from a crash is skipped on load, like ``training.pop.done_ids`` does."""
+    """id -> row, persisted with ``fipo_middleware.jsonl.append_jsonl`` (one fsynced line per
+    entry). A torn last line from a crash is skipped on load, like
+    ``fipo_middleware.jsonl.done_ids`` does."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

@@ -48,9 +48,6 @@ from evaluation.tasks import LETTER_SUFFIX, Example, Task, load_task, sample
 from fipo_middleware.errors import FIPOError
 
 NAIVE_CASE = "naive"
-CASES = ("naive_only", "silver", "golden", "both")
-"""The meta-prompt's cases, in the order proposals are drawn (the paper's case types without
-the answer/discriminate ones, which need a reference answer to a single prompt)."""
 MAX_SILVER_CHARS = 400
 """Silver/golden responses are examples of what the model said, not the whole transcript; a
 long one would crowd the instruction out of the optimizer's small context."""

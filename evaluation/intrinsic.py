@@ -1,5 +1,8 @@
 """Intrinsic optimizer metrics on prompt pairs (BPO format: ``prompt`` = naive prompt,
-``optimized_prompt`` = reference rewrite; ``good_res``/``bad_res`` are ignored).
+``optimized_prompt`` = the reference rewrite, ``reference_rewrite`` in the rows;
+``good_res``/``bad_res`` are ignored). Not a seed prompt's ``reference``
+(``training.pop.SeedPrompt``: a reference *answer*, used as the golden response): this is a
+rewrite of the prompt, the target of ROUGE-L.
 
 For each optimizer, every naive prompt is optimized and the optimizer's own rewrite (its parsed
 output, before any fallback to the naive prompt) is measured:
@@ -34,7 +37,8 @@ from fipo_middleware.template import MetaPromptInput
 
 
 def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[dict[str, str]]:
-    """A BPO-style JSON list (or JSONL) of ``{prompt, optimized_prompt, ...}``, or POP JSONL."""
+    """A BPO-style JSON list (or JSONL) of ``{prompt, optimized_prompt, ...}``, or POP JSONL
+    (``naive_prompt``, ``chosen``), as ``{id, prompt, reference_rewrite}``."""
     p = Path(path)
     if not p.is_file():
         raise DataFormatError(f"{p}: pairs file not found")
@@ -58,7 +62,7 @@ def load_pairs(path: str | os.PathLike[str], limit: int | None = None) -> list[d
             if not isinstance(row.get(fld), str) or not row[fld].strip():
                 raise DataFormatError(f"{where}: field {fld!r} is missing or empty")
         out.append({"id": str(row.get("id", i)), "prompt": row["prompt"],
-                    "reference": row["optimized_prompt"]})
+                    "reference_rewrite": row["optimized_prompt"]})
     return out[:limit] if limit else out
 
 
@@ -90,7 +94,8 @@ def _rouge() -> Callable[[str, str], float]:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return lambda ref, hyp: float(scorer.score(ref, hyp)["rougeL"].fmeasure) if hyp.strip() else 0.0
+    return lambda reference_rewrite, rewrite: float(
+        scorer.score(reference_rewrite, rewrite)["rougeL"].fmeasure) if rewrite.strip() else 0.0
 
 
 def _rewrite_of(opt: Any, naive: str) -> tuple[str, dict[str, Any]]:
@@ -146,15 +151,15 @@ def run_prompt_eval(
             guard = check_rewrite(naive, rewrite, budget) if rewrite.strip() else None
             row = {
                 "id": pair["id"], "optimizer": spec.name, "naive_prompt": naive,
-                "reference": pair["reference"], "rewrite": rewrite,
+                "reference_rewrite": pair["reference_rewrite"], "rewrite": rewrite,
                 "usable": 1.0 if guard is not None and guard.usable else 0.0,
                 "guard_reasons": list(guard.reasons) if guard is not None else ["empty"],
                 "fallback_reason": info.get("fallback_reason"),
-                "rouge_l": rouge(pair["reference"], rewrite),
+                "rouge_l": rouge(pair["reference_rewrite"], rewrite),
                 **faithfulness(naive, rewrite),
             }
             if similarity is not None:
-                row["embedding_cosine"] = float(similarity(pair["reference"], rewrite))
+                row["embedding_cosine"] = float(similarity(pair["reference_rewrite"], rewrite))
             rows.append(row)
     metrics = ["usable", "faithful", "numbers_kept", "quotes_kept", "options_kept", "rouge_l"]
     if similarity is not None:

@@ -8,7 +8,7 @@ meta-chatter, keeps every number, quoted string and option label of the naive pr
 no input material, keeps the task (no negated verb; for a task-level instruction, most of its
 words), and reads as an instruction rather than as an answer to it. The last check is a small
 hand-built score calibrated on the BPO pairs (``optimized_prompt`` = rewrite,
-``good_res``/``bad_res`` = replies; see tests/test_guard.py for the measured rates).
+``good_res``/``bad_res`` = replies; see tests/unit/test_guard.py for the measured rates).
 """
 
 from __future__ import annotations
@@ -72,18 +72,6 @@ IMPERATIVE_VERBS = frozenset(
     proofread brainstorm recommend research investigate discover respond ask book schedule
     cancel confirm set send log pull lay track reason shorten condense email call draw post
     """.split()
-)
-_INSTRUCTION_CUES = re.compile(
-    r"(?:\bplease\b|\bcan you\b|\bcould you\b|\bwould you\b|\bi (?:need|want|would like)\b|"
-    r"\bhelp me\b|\byour (?:task|answer|response|goal)\b|\byou (?:should|must|need|will|are)\b|"
-    r"\bensure\b|\bmake sure\b|\bbe sure\b|\bthe following\b|\bbelow\b|\bgiven\b|"
-    r"\bin (?:\w+ )?(?:words|sentences|bullet points|paragraphs)\b|\bfor example\b|\be\.g\.)",
-    re.IGNORECASE,
-)
-_QUESTION_OPENING = re.compile(
-    r"^\s*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|"
-    r"could|should|would|will|if|given|based on|according to|in)\b",
-    re.IGNORECASE,
 )
 _STOPWORDS = frozenset(
     """a an the and or but of to in on at for with by from as is are was were be been being it

@@ -6,8 +6,9 @@
 
 Two hooks share the work:
 
-- ``before_model`` optimizes the human messages that are due (the first human turn of the
-  thread, or every human turn) and are not yet in ``state["fipo_optimizations"]``, and writes
+- ``before_model`` optimizes the human messages that are due (``rewrite``, the policy
+  ``FIPOChatModel`` uses: the first human turn of the thread, every human turn, or the latest
+  one) and are not yet in ``state["fipo_optimizations"]``, and writes
   their records there. A tool loop calls the model many times; each message is optimized once,
   because later calls find its record (also across turns of a checkpointed thread).
 - ``wrap_model_call`` hands the model a copy of the request whose recorded human messages carry
@@ -19,6 +20,7 @@ System, AI and tool messages are never touched.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -31,10 +33,15 @@ from langchain.agents.middleware import (
 from langchain.agents.middleware.types import ExtendedModelResponse, OmitFromInput
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 
+from fipo_middleware.inputs import REWRITE_POLICIES, RewritePolicy, select_human
 from fipo_middleware.optimizer import FIPOOptimizer
 from integrations._rewrite import arewrite_text, message_text, rewrite_text, with_text
 
 STATE_KEY = "fipo_optimizations"
+
+_OLD_TURNS: dict[str, RewritePolicy] = {"first": "first_human", "all": "all_human"}
+"""The ``turns=`` spellings before the middleware shared ``FIPOChatModel``'s ``rewrite``
+policy; still accepted, with a ``DeprecationWarning``."""
 
 
 def _merge_records(
@@ -62,22 +69,46 @@ class FIPOMiddleware(AgentMiddleware[FIPOState, Any]):
 
     state_schema = FIPOState
 
-    def __init__(self, optimizer: FIPOOptimizer, *, turns: Literal["first", "all"] = "first"):
+    def __init__(
+        self,
+        optimizer: FIPOOptimizer,
+        *,
+        rewrite: RewritePolicy | None = None,
+        turns: Literal["first", "all"] | RewritePolicy | None = None,
+    ):
+        """``rewrite``: which human turns to optimize, the same policy as
+        ``FIPOChatModel(rewrite=...)``: ``"first_human"`` (the thread's task statement, the
+        default), ``"all_human"`` (every human turn) or ``"last_human"`` (the latest human turn
+        of each invocation). ``turns="first"``/``"all"`` is the deprecated spelling."""
         super().__init__()
-        if turns not in ("first", "all"):
-            raise ValueError(f"turns must be 'first' or 'all', got {turns!r}")
+        if turns is not None:
+            if rewrite is not None:
+                raise TypeError("give rewrite= or the deprecated turns=, not both")
+            if turns not in _OLD_TURNS and turns not in REWRITE_POLICIES:
+                raise ValueError(
+                    f"turns must be 'first' or 'all' (deprecated; use rewrite= with one of "
+                    f"{REWRITE_POLICIES}), got {turns!r}"
+                )
+            new = _OLD_TURNS.get(turns, turns)
+            warnings.warn(
+                f"FIPOMiddleware(turns={turns!r}) is deprecated; use rewrite={new!r}",
+                DeprecationWarning, stacklevel=2,
+            )
+            rewrite = new  # type: ignore[assignment]
+        if rewrite is None:
+            rewrite = "first_human"
+        if rewrite not in REWRITE_POLICIES:
+            raise ValueError(f"rewrite must be one of {REWRITE_POLICIES}, got {rewrite!r}")
         self.optimizer = optimizer
-        self.turns = turns
+        self.rewrite: RewritePolicy = rewrite
 
     # ------------------------------------------------------------------ what is due
     def _due(self, state: FIPOState) -> list[tuple[str, str]]:
         """(message id, text) of the selected human messages without an up-to-date record."""
         records = state.get(STATE_KEY) or {}
-        humans = [m for m in state["messages"] if isinstance(m, HumanMessage)]
-        if self.turns == "first":
-            humans = humans[:1]
+        messages = state["messages"]
         due = []
-        for m in humans:
+        for m in (messages[i] for i in select_human(messages, self.rewrite)):
             text = message_text(m)
             # add_messages gives every state message an id; without one there is no key.
             if m.id is None or text is None:

@@ -59,6 +59,16 @@ from training.pop import POPRecord, write_jsonl_atomic
 
 Prompt = str | list[dict[str, str]]
 
+# The two draws of the paper's script (``generate_new_data.py`` numbers them 0-3 and 4/5). They
+# are *not* ``CaseType`` values (there 4/5 are BOTH_MC/BOTH_GEN): the first says which responses
+# the optimizer is shown, and the case type is then derived from what the prompt really
+# contains; the second picks the extra IPL item. ``rng.choice`` draws an index, so the values do
+# not change the random stream.
+SHOW_NAIVE_ONLY, SHOW_SILVER, SHOW_GOLDEN, SHOW_BOTH = 0, 1, 2, 3
+RESPONSE_DRAWS = (SHOW_NAIVE_ONLY, SHOW_SILVER, SHOW_GOLDEN, SHOW_BOTH)
+EXTRA_ANSWER, EXTRA_DISCRIMINATE = 4, 5
+EXTRA_DRAWS = (EXTRA_ANSWER, EXTRA_DISCRIMINATE)
+
 
 @dataclass
 class Datasets:
@@ -133,9 +143,9 @@ def diversify(
                     silver = "A"
             naive = naive + post_options
         # 2. case type: which optional responses the optimizer sees
-        pick = rng.choice((0, 1, 2, 3))
-        use_silver = silver if pick in (1, 3) else None
-        use_golden = golden if pick in (2, 3) else None
+        shown = rng.choice(RESPONSE_DRAWS)
+        use_silver = silver if shown in (SHOW_SILVER, SHOW_BOTH) else None
+        use_golden = golden if shown in (SHOW_GOLDEN, SHOW_BOTH) else None
         budget = max(1, len(rec.chosen.split()))
         inp = MetaPromptInput(naive, use_silver, use_golden, max_words=budget)
         case = inp.case_type
@@ -163,8 +173,8 @@ def diversify(
         else:
             out.skipped["dpo_no_rejected"] += 1
         # 4. the extra IPL item: direct answering or discrimination
-        extra = rng.choice((4, 5))
-        if extra == 4:
+        extra = rng.choice(EXTRA_DRAWS)
+        if extra == EXTRA_ANSWER:
             if not (golden and silver):
                 out.skipped["answer_no_responses"] += 1
                 continue

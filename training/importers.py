@@ -25,16 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fipo_middleware.errors import DataFormatError
-from training.pop import POPRecord, iter_jsonl
-
-FIPO_FIELDS = (
-    "raw_prompt",
-    "gpt4_response_based_raw",
-    "text003_response_based_raw",
-    "chatgpt_optimized_prompt",
-    "gpt4_optimized_prompt",
-)
-BPO_FIELDS = ("prompt", "optimized_prompt", "good_res", "bad_res")
+from fipo_middleware.jsonl import iter_jsonl
+from training.pop import POPRecord
 
 
 def _rows(path: str | os.PathLike[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -119,6 +111,3 @@ def import_bpo(
             )
         )
     return out
-
-
-IMPORTERS = {"fipo-pop": import_fipo_pop, "bpo": import_bpo}
