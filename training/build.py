@@ -8,13 +8,16 @@ Per naive prompt:
 2. chosen = the teacher's optimized prompt (meta-prompt with naive prompt + silver + golden);
    rejected = the weak model's optimized prompt (meta-prompt with naive prompt + silver), the
    realistic failure; an empty weak rewrite falls back to the naive prompt itself;
-3. analytic filters: the chosen prompt must pass ``fipo_middleware.guard.check_rewrite``
-   (does not answer the task, keeps numbers/quotes/options, within the word budget, no
-   template text); rejected must not be a near-duplicate of chosen; the naive prompt must not
-   be a near-duplicate of one already kept;
+3. analytic filters: the chosen prompt must pass the guard (``fipo_middleware.guard``: does
+   not answer the task, keeps numbers/quotes/options, within the word budget, no template
+   text, same language); rejected must not be a near-duplicate of chosen; the naive prompt
+   must not be a near-duplicate of one already kept;
 4. cross-validation with the FIPO discriminator (the teacher by default): the pair is judged
    in both A/B orders and kept only when both verdicts agree; when both prefer the weak
    rewrite (and it passes the guard) the pair is swapped, otherwise it is dropped.
+
+Both rewrites are made as the middleware makes candidates (``FIPOOptimizer.candidates``: the
+meta-prompt, parsing, the guard), one try each.
 
 Runs on a thread pool with a tqdm bar. Output is append-only JSONL (one POP record per line,
 flushed); filtered or failed prompts go to ``<output>.rejects.jsonl`` with the reason and are
@@ -40,16 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fipo_middleware.backends.base import DecodingParams
+from fipo_middleware.backends.base import DecodingParams, MetaPrompt
 from fipo_middleware.backends.langchain import LangChainBackend
 from fipo_middleware.guard import check_rewrite
-from fipo_middleware.parsing import parse_rewrite
-from fipo_middleware.template import (
-    Dialect,
-    MetaPromptInput,
-    build_discriminator,
-    build_meta_prompt,
-)
+from fipo_middleware.optimizer import Candidate, FIPOOptimizer
+from fipo_middleware.template import Dialect, MetaPromptInput, build_discriminator
 from training.pop import POPRecord, SeedPrompt, append_jsonl, done_ids
 
 logger = logging.getLogger("training.build")
@@ -105,7 +103,7 @@ def _lock_for(model: Any) -> threading.Lock:
 
 
 class _Model:
-    """A LangChain model behind the backend protocol; serialized when it is llama.cpp."""
+    """A LangChain model as an ``OptimizerBackend``; serialized when it is llama.cpp."""
 
     def __init__(self, model: Any, params: DecodingParams) -> None:
         self.backend = LangChainBackend(model)
@@ -114,11 +112,31 @@ class _Model:
         self.lock: threading.Lock | None = _lock_for(model) if "llamacpp" in name else None
         self.name = type(model).__name__
 
-    def __call__(self, prompt: Any) -> str:
+    @property
+    def identity(self) -> str:
+        return self.backend.identity
+
+    @property
+    def context_length(self) -> int | None:
+        return self.backend.context_length
+
+    def count_tokens(self, prompt: MetaPrompt) -> int:
+        return self.backend.count_tokens(prompt)
+
+    def generate(self, prompt: MetaPrompt, params: DecodingParams) -> str:
         if self.lock is None:
-            return self.backend.generate(prompt, self.params)
+            return self.backend.generate(prompt, params)
         with self.lock:
-            return self.backend.generate(prompt, self.params)
+            return self.backend.generate(prompt, params)
+
+    def __call__(self, prompt: MetaPrompt) -> str:
+        return self.generate(prompt, self.params)
+
+    def optimizer(self, dialect: Dialect) -> FIPOOptimizer:
+        """This model as the optimizer: one greedy try, parsed and guarded, no cache. Seed
+        prompts are data here, so one that looks like an injection is still rewritten."""
+        return FIPOOptimizer(backend=self, dialect=dialect, decoding=self.params,
+                             cache_size=0, reject_injection=False)
 
 
 class Filtered(Exception):
@@ -182,6 +200,8 @@ class POPBuilder:
         else:
             self.judge = _Model(discriminator, params)
         self.dialect = Dialect.parse(dialect)
+        self._teacher_optimizer = self.teacher.optimizer(self.dialect)
+        self._weak_optimizer = self.weak.optimizer(self.dialect)
         self.workers = max(1, workers)
         self.near_duplicate = near_duplicate
         self.cross_validate = cross_validate
@@ -192,8 +212,12 @@ class POPBuilder:
     def _answer(self, model: _Model, naive: str) -> str:
         return model([{"role": "user", "content": naive}]).strip()
 
-    def _rewrite(self, model: _Model, inp: MetaPromptInput) -> str:
-        return parse_rewrite(model(build_meta_prompt(inp, self.dialect)), inp.budget)
+    @staticmethod
+    def _rewrite(optimizer: FIPOOptimizer, seed: SeedPrompt, silver: str | None,
+                 golden: str | None, budget: int) -> Candidate:
+        (candidate,) = optimizer.candidates(seed.prompt, silver, golden, budget, n=1,
+                                            options=seed.options)
+        return candidate
 
     def _judge(self, naive: str, a: str, b: str, golden: str) -> str | None:
         return parse_verdict(self.judge(build_discriminator(naive, a, b, golden)))
@@ -207,17 +231,18 @@ class POPBuilder:
         silver = self._answer(self.weak, naive) or None
         golden = seed.reference or self._answer(self.teacher, naive) or None
         budget = MetaPromptInput(naive).budget
-        chosen = self._rewrite(self.teacher, MetaPromptInput(naive, silver, golden, budget))
-        guard = check_rewrite(naive, chosen, budget, seed.options)
-        if not guard.usable:
-            raise Filtered("chosen_" + "+".join(guard.reasons), chosen[:200])
-        rejected = self._rewrite(self.weak, MetaPromptInput(naive, silver, None, budget))
-        rejected_kind = "weak_rewrite"
+        teacher = self._rewrite(self._teacher_optimizer, seed, silver, golden, budget)
+        chosen = teacher.rewrite
+        if not teacher.accepted:
+            raise Filtered("chosen_" + "+".join(teacher.guard_reasons), chosen[:200])
+        weak = self._rewrite(self._weak_optimizer, seed, silver, None, budget)
+        rejected, rejected_kind = weak.rewrite, "weak_rewrite"
         if not rejected:
             rejected, rejected_kind = naive, "naive_prompt"
         if similarity(chosen, rejected) >= self.near_duplicate:
             raise Filtered("near_duplicate_pair", rejected[:200])
-        rejected_guard = check_rewrite(naive, rejected, budget, seed.options)
+        rejected_reasons = (weak.guard_reasons if rejected_kind == "weak_rewrite"
+                            else check_rewrite(naive, naive, budget, seed.options).reasons)
         verdicts: list[str | None] = []
         swapped = False
         if self.cross_validate:
@@ -228,7 +253,7 @@ class POPBuilder:
             if v1 == "A" and v2 == "B":
                 pass  # both orders prefer the teacher's rewrite: keep the pair as built
             elif v1 == "B" and v2 == "A":
-                if not rejected_guard.usable:
+                if rejected_reasons:
                     raise Filtered("discriminator_prefers_unusable_rejected", verdicts)
                 chosen, rejected, swapped = rejected, chosen, True
             else:
@@ -253,7 +278,7 @@ class POPBuilder:
                 "weak": self.weak.name,
                 "golden_from": "reference" if seed.reference else "teacher",
                 "rejected_kind": "teacher_rewrite" if swapped else rejected_kind,
-                "rejected_guard": list(rejected_guard.reasons),
+                "rejected_guard": list(rejected_reasons),
                 "discriminator": verdicts,
                 "swapped": swapped,
             },

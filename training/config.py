@@ -1,11 +1,18 @@
 """Fine-tuning configuration: one flat dataclass, settable from a YAML file and CLI flags
-(flags win). Every field is a ``--kebab-case`` flag of ``fipo train``; YAML uses the field
-names. Defaults are CPU-friendly (short sequences, LoRA, no bf16)."""
+(flags win). Every field is a ``--kebab-case`` flag of ``fipo train`` (its help text is the
+field's ``metadata["help"]``); YAML uses the field names. Defaults are CPU-friendly (short
+sequences, LoRA, no bf16).
+
+A field whose name is also a field of TRL's ``SFTConfig``/``DPOConfig`` (``learning_rate``,
+``max_steps``, ``beta``...) is passed to that config under the same name
+(``training.trl_args.trl_config``); the others are ours (data, base model, LoRA, resume, IPL).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -16,67 +23,90 @@ from typing import Any
 from fipo_middleware.errors import DataFormatError
 
 METHODS = ("sft", "dpo", "ipo", "ipl")
+IPL_LOSSES = ("ipo", "sigmoid")
+
+_NOT_FLAGS = ("method", "extra")
+"""Fields without a ``--flag``: the method is the subcommand, ``extra`` is ``--set``."""
 
 
 @dataclass
 class TrainConfig:
     """Settings of ``fipo train sft|dpo|ipo|ipl``."""
 
-    method: str = "sft"
-    data: str = ""
-    """SFT/DPO/IPL dataset JSONL from ``fipo pop diversify``; for ``ipl`` a POP JSONL (the IPL
-    loop rebuilds its datasets every round)."""
-    output_dir: str = "runs/fipo"
-    base: str = "smollm2"
-    """``smollm2`` (the bundled SmolLM2 GGUF), any ``.gguf`` path, an HF directory or model id."""
-    use_lora: bool = True
-    init_adapter: str | None = None
-    """A LoRA adapter directory (e.g. an SFT run's ``final/`` or ``checkpoint-N/``) to keep
-    training instead of a fresh adapter; for DPO/IPO a frozen copy of it is the reference
-    model, so preference tuning starts from, and is anchored to, the SFT policy."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: str = "all-linear"
-    """``all-linear`` or a comma-separated list of module names."""
-    max_steps: int = -1
-    num_train_epochs: float = 3.0
-    learning_rate: float = 2e-4
-    per_device_train_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    max_length: int = 512
-    warmup_steps: float = 0.0
-    """Steps, or a fraction of the run when below 1 (transformers 5)."""
-    lr_scheduler_type: str = "linear"
-    weight_decay: float = 0.0
-    save_steps: int = 50
-    save_total_limit: int | None = 2
-    logging_steps: int = 5
-    seed: int = 42
-    resume: str = "auto"
-    """``auto``: continue from the newest checkpoint in output_dir when there is one;
-    ``never``; or a checkpoint directory."""
-    gradient_checkpointing: bool = False
-    bf16: bool | None = None
-    """None = on when a CUDA GPU supports it, off on CPU."""
-    beta: float = 0.1
-    """DPO beta / IPO tau."""
-    dialect: str = "chat"
-    """Dialect of the datasets the IPL loop rebuilds."""
-    ipl_rounds: int = 2
-    ipl_loss: str = "ipo"
-    ipl_max_new_tokens: int = 96
-    ipl_limit: int | None = None
-    """Use at most this many POP records per IPL round (None = all)."""
-    report_to: str = "none"
-    dataloader_num_workers: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Passed verbatim to the TRL config (any ``SFTConfig``/``DPOConfig`` field)."""
+    method: str = field(default="sft", metadata={
+        "help": f"training method: {', '.join(METHODS)} (the subcommand)"})
+    data: str = field(default="", metadata={
+        "help": "SFT/DPO dataset JSONL from `fipo pop diversify`; for ipl a POP JSONL (the IPL "
+                "loop rebuilds its datasets every round)"})
+    output_dir: str = field(default="runs/fipo", metadata={
+        "help": "where checkpoints, final/ and fipo_train.json go"})
+    base: str = field(default="smollm2", metadata={
+        "help": "base model: smollm2 (the bundled SmolLM2 GGUF), any .gguf path, an HF "
+                "directory or model id"})
+    use_lora: bool = field(default=True, metadata={
+        "help": "train a LoRA adapter (false: full fine-tuning)"})
+    init_adapter: str | None = field(default=None, metadata={
+        "help": "LoRA adapter directory (an SFT run's final/ or checkpoint-N/) to keep training "
+                "instead of a fresh adapter; for dpo/ipo a frozen copy of it is the reference "
+                "model"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: str = field(default="all-linear", metadata={
+        "help": "modules LoRA wraps: all-linear or a comma-separated list of module names"})
+    max_steps: int = field(default=-1, metadata={
+        "help": "optimizer steps; -1 = run num_train_epochs"})
+    num_train_epochs: float = field(default=3.0, metadata={
+        "help": "epochs when max_steps is -1"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
+    per_device_train_batch_size: int = field(default=4, metadata={
+        "help": "rows per step per device"})
+    gradient_accumulation_steps: int = field(default=1, metadata={
+        "help": "steps accumulated per optimizer update"})
+    max_length: int = field(default=512, metadata={
+        "help": "tokens per row (prompt + completion); longer rows are truncated"})
+    warmup_steps: float = field(default=0.0, metadata={
+        "help": "warmup steps, or a fraction of the run when below 1"})
+    lr_scheduler_type: str = field(default="linear", metadata={
+        "help": "learning-rate schedule (linear, cosine, constant...)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    save_steps: int = field(default=50, metadata={
+        "help": "checkpoint every N steps (what --resume continues from)"})
+    save_total_limit: int | None = field(default=2, metadata={
+        "help": "checkpoints kept (null in YAML = all)"})
+    logging_steps: int = field(default=5, metadata={"help": "log the loss every N steps"})
+    seed: int = field(default=42, metadata={
+        "help": "training seed (IPL round N diversifies with seed + N)"})
+    resume: str = field(default="auto", metadata={
+        "help": "auto: continue from the newest checkpoint in output_dir when there is one; "
+                "never; or a checkpoint directory"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "trade compute for memory"})
+    bf16: bool | None = field(default=None, metadata={
+        "help": "bf16 mixed precision (unset: on when a CUDA GPU supports it)"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta / IPO tau"})
+    dialect: str = field(default="chat", metadata={
+        "help": "dialect of the datasets the IPL loop rebuilds (chat, fipo-original)"})
+    ipl_rounds: int = field(default=2, metadata={
+        "help": "IPL rounds (train, regenerate, rebuild)"})
+    ipl_loss: str = field(default="ipo", metadata={
+        "help": f"IPL preference loss: {', '.join(IPL_LOSSES)}"})
+    ipl_max_new_tokens: int = field(default=96, metadata={
+        "help": "tokens per IPL generation (the rewrite, the silver answer)"})
+    ipl_limit: int | None = field(default=None, metadata={
+        "help": "use at most this many POP records per IPL round (unset = all)"})
+    report_to: str = field(default="none", metadata={
+        "help": "trainer logging integration (none, tensorboard, wandb...)"})
+    dataloader_num_workers: int = field(default=0, metadata={
+        "help": "data loader worker processes"})
+    extra: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "passed verbatim to the TRL config (any SFTConfig/DPOConfig field; "
+                "--set KEY=VALUE)"})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.ipl_loss not in ("ipo", "sigmoid"):
+        if self.ipl_loss not in IPL_LOSSES:
             raise ValueError(f"ipl_loss must be 'ipo' or 'sigmoid', got {self.ipl_loss!r}")
 
     @property
@@ -88,12 +118,15 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+@functools.cache
+def field_types() -> dict[str, Any]:
+    """Each ``TrainConfig`` field's type, resolved (the annotations are strings here)."""
+    return typing.get_type_hints(TrainConfig)
+
+
 def _base_type(tp: Any) -> Any:
-    """``int | None`` -> int; ``bool | None`` -> bool."""
-    if isinstance(tp, str):
-        tp = eval(tp, {**vars(typing), "Any": Any})  # annotations are strings (future import)
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
+    """``int | None`` -> int; ``bool | None`` -> bool; any other union -> str."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return args[0] if len(args) == 1 else str
     return tp
@@ -108,20 +141,29 @@ def _parse_bool(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
 
 
+def _flag_help(f: dataclasses.Field[Any]) -> str:
+    if f.default in (None, ""):
+        return f.metadata["help"]
+    default = str(f.default).lower() if isinstance(f.default, bool) else f.default
+    return f"{f.metadata['help']} (default: {default})"
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per config field (default None: unset flags do not override YAML)."""
-    parser.add_argument("--config", help="YAML file with TrainConfig fields")
+    parser.add_argument("--config", help="YAML file with TrainConfig fields (flags win)")
+    types_ = field_types()
     for f in fields(TrainConfig):
-        if f.name in ("method", "extra"):
+        if f.name in _NOT_FLAGS:
             continue
-        tp = _base_type(f.type)
+        tp = _base_type(types_[f.name])
         flag = "--" + f.name.replace("_", "-")
         if tp is bool:
-            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL",
+                                help=_flag_help(f))
         elif tp in (int, float):
-            parser.add_argument(flag, type=tp, default=None)
+            parser.add_argument(flag, type=tp, default=None, help=_flag_help(f))
         else:
-            parser.add_argument(flag, type=str, default=None)
+            parser.add_argument(flag, type=str, default=None, help=_flag_help(f))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra TRL config field (repeatable), e.g. --set optim=adamw_torch")
 
@@ -150,7 +192,7 @@ def config_from_args(method: str, args: argparse.Namespace) -> TrainConfig:
     values: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
-        if v is not None and f.name not in ("method", "extra"):
+        if v is not None and f.name not in _NOT_FLAGS:
             values[f.name] = v
     extra = dict(values.get("extra") or {})
     for item in getattr(args, "set", []) or []:
