@@ -65,3 +65,26 @@ def test_batch_throughput(benchmark, opt):
         opt.batch, args=(prompts,), kwargs={"config": {"max_concurrency": 4}}, rounds=3
     )
     assert len(outs) == 8
+
+
+def test_feature_verifier_scores_a_candidate(benchmark):
+    """The bundled verifier's cost per served prompt: the naive prompt and one candidate."""
+    from fipo_middleware.models import default_verifier_path
+    from fipo_middleware.verifier import FeatureVerifier
+
+    path = default_verifier_path()
+    if path is None:
+        pytest.skip("no verifier bundled in this build")
+    v = FeatureVerifier(path)
+    rewrite = ("Classify the sentiment of this review as positive, negative or neutral: the "
+               "food was cold and the waiter rude.")
+    scores = benchmark(v.score, NAIVE, [NAIVE, rewrite])
+    assert len(scores) == 2 and scores[0] != scores[1]
+
+
+def test_verified_default_end_to_end(benchmark):
+    """``FIPOOptimizer.default(verify=True)``: one greedy candidate, guard, verifier (cache off);
+    the latency the 1 s target is about."""
+    opt = FIPOOptimizer.default(verify=True, n_threads=2, cache_size=0)
+    result = benchmark.pedantic(opt.optimize, args=(NAIVE,), rounds=10, warmup_rounds=1)
+    assert result.verifier_margin is not None or result.fallback_reason

@@ -170,6 +170,41 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
     return _finish(args, files["markdown"], f"fipo eval-judge: reports in {out}/")
 
 
+def cmd_calibrate_verifier(args: argparse.Namespace) -> int:
+    from evaluation.calibrate import calibrate, load_runs, render_markdown, write_report
+    from fipo_middleware.verifier import load_verifier
+
+    if not 0.0 <= args.max_loss <= 1.0:
+        raise FIPOError(f"--max-loss must be between 0 and 1, got {args.max_loss}")
+    if args.folds < 2:
+        raise FIPOError(f"--folds must be at least 2, got {args.folds}")
+    runs = load_runs(args.prompts, args.run, seed=args.seed, first_try_only=args.first_try_only)
+    report = calibrate(runs, load_verifier(args.verifier), max_loss=args.max_loss,
+                       folds=args.folds, seed=args.seed)
+    files = write_report(report, args.output)
+    if args.write_margin:
+        from pathlib import Path
+
+        from fipo_middleware.jsonl import write_text_atomic
+
+        path = Path(args.verifier)
+        if not (path.is_file() and path.suffix == ".json"):
+            raise FIPOError("--write-margin needs a feature verifier .json as --verifier")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["margin"] = report["verifier_margin"]
+        data["calibration"] = {"prompts": args.prompts, "runs": list(report["runs"]),
+                               "max_loss": args.max_loss}
+        write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+        print(f"fipo calibrate-verifier: margin {data['margin']:+.4f} written to {path}",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_markdown(report))
+    print(f"fipo calibrate-verifier: {files['json']}", file=sys.stderr)
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", action="append", metavar="SPEC",
                    help="naive | base | fipo | gguf:PATH | lc:module:attr, optionally NAME=SPEC; "
@@ -242,3 +277,32 @@ def add_subcommands(subparsers: Any) -> None:
     j.add_argument("--no-chart", action="store_true")
     _common(j)
     j.set_defaults(output="runs/judge", func=cmd_eval_judge)
+
+    v = subparsers.add_parser(
+        "calibrate-verifier",
+        help="choose FIPOOptimizer.verifier_margin from judged runs (served losses <= target)",
+        description="Scores each judged run's rewrites against the naive prompt with a reward "
+                    "model and picks the margin whose served losses stay at or under "
+                    "--max-loss with the most wins; reports in-sample and cross-validated "
+                    "outcomes. No new judging: a rewrite below the margin is the naive prompt.",
+    )
+    v.add_argument("prompts", metavar="PROMPTS.jsonl", help="the dev prompts the runs judged")
+    v.add_argument("--verifier", required=True, metavar="PATH",
+                   help="a feature verifier .json or a reward-model folder (fipo train-verifier)")
+    v.add_argument("--run", action="append", required=True,
+                   metavar="NAME=TEXTS.jsonl:VERDICTS.jsonl[:VERDICTS.jsonl]",
+                   help="a judged run (eval-judge --first file:TEXTS vs naive) and its "
+                        "judges' verdicts; repeat per run")
+    v.add_argument("--max-loss", type=float, default=0.10,
+                   help="largest share of prompts served a judged loss (default 0.10)")
+    v.add_argument("--folds", type=int, default=2, help="cross-validation folds (default 2)")
+    v.add_argument("--seed", type=int, default=0, help="the eval-judge seed of the runs")
+    v.add_argument("--output", default="runs/calibrate", metavar="DIR")
+    v.add_argument("--first-try-only", action="store_true",
+                   help="score the runs as retries=0 serves them: a text that took more than "
+                        "one try counts as the naive prompt")
+    v.add_argument("--write-margin", action="store_true",
+                   help="store the chosen margin in the feature verifier's .json (what "
+                        "FIPOOptimizer.default(verify=True) serves with)")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.set_defaults(func=cmd_calibrate_verifier)

@@ -81,8 +81,10 @@ class LlamaCppDownstream:
 
     @property
     def key(self) -> str:
-        size = self.model_path.stat().st_size if self.model_path.is_file() else 0
-        return f"llama.cpp:{self.model_path.name}:{size}:chat={self.chat}"
+        from fipo_middleware.models import file_digest
+
+        digest = file_digest(self.model_path) if self.model_path.is_file() else "missing"
+        return f"llama.cpp:{self.model_path.name}:{digest}:chat={self.chat}"
 
     @property
     def backend(self) -> Any:
@@ -130,7 +132,7 @@ class LlamaCppDownstream:
                 f"{self.name}: prompt of {len(ctx)} tokens + option of {longest} exceeds "
                 f"n_ctx={llama.n_ctx()}; raise n_ctx"
             )
-        with self.backend._lock:
+        with self.backend.exclusive():
             # Reuse the longest cached prefix (options of one prompt share its context).
             cached = llama.input_ids[: llama.n_tokens].tolist()
             keep = 0

@@ -22,6 +22,7 @@ counted as ``identical``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -241,25 +242,35 @@ def judge_with_model(model: Any, blind: Sequence[dict[str, Any]], path: Path,
     from langchain_core.messages import HumanMessage, SystemMessage
     from tqdm import tqdm
 
+    # Keyed by the texts too: a pair id is a position in the seeded shuffle, so another --seed,
+    # --limit or source text reuses the id for a different pair.
     done = {}
     if path.exists():
-        done = {r["pair_id"]: r for _, r in iter_jsonl(path) if "skip" not in r}
+        done = {(r["pair_id"], r.get("texts")): r for _, r in iter_jsonl(path)
+                if "skip" not in r}
     out: list[dict[str, Any]] = []
     for pair in tqdm(blind, desc="judging", unit="pair", disable=not progress):
-        if pair["pair_id"] in done:
-            out.append(done[pair["pair_id"]])
+        texts = _pair_digest(pair)
+        if (pair["pair_id"], texts) in done:
+            out.append(done[(pair["pair_id"], texts)])
             continue
         msgs = [SystemMessage(JUDGE_INSTRUCTIONS),
                 HumanMessage(f"Version A:\n<<<\n{pair['A']}\n>>>\n\nVersion B:\n<<<\n"
                              f"{pair['B']}\n>>>")]
         try:
             reply = model.invoke(msgs)
-            row = {"pair_id": pair["pair_id"], **parse_verdict(_text_of(reply))}
+            row = {"pair_id": pair["pair_id"], "texts": texts,
+                   **parse_verdict(_text_of(reply))}
         except Exception as e:
-            row = {"pair_id": pair["pair_id"], "skip": f"{type(e).__name__}: {e}"}
+            row = {"pair_id": pair["pair_id"], "texts": texts,
+                   "skip": f"{type(e).__name__}: {e}"}
         append_jsonl(path, row)
         out.append(row)
     return out
+
+
+def _pair_digest(pair: dict[str, Any]) -> str:
+    return hashlib.sha256(f"{pair['A']}\x00{pair['B']}".encode()).hexdigest()[:16]
 
 
 def _text_of(reply: Any) -> str:

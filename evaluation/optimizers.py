@@ -1,15 +1,15 @@
 """Optimizers compared in one run: ``naive`` (identity), ``base`` (the untuned SmolLM2,
 ``FIPOOptimizer.default(use_adapter=False)``), ``fipo`` (the trained default,
-``FIPOOptimizer.default()``), ``gguf:PATH`` (any GGUF via ``from_gguf``) and ``lc:module:attr``
-(any LangChain model via ``from_llm``). Each spec may be ``NAME=SPEC``.
+``FIPOOptimizer.default()``), ``gguf:PATH[+LORA]`` (any GGUF via ``from_gguf``; ``gguf:+LORA`` for
+a LoRA on the bundled SmolLM2) and ``lc:module:attr``
+(any LangChain model via ``from_llm``). Each spec may be ``NAME=SPEC`` and take options after
+commas: ``fipo,mode=append,verifier=DIR,margin=0.5``.
 
 Optimizers load lazily; the cache key is known up front so a resumed run loads none.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 from fipo_middleware.errors import FIPOError
 from fipo_middleware.guard import GUARD_VERSION
+from fipo_middleware.models import file_digest
 
 NAIVE = "naive"
 
@@ -42,15 +43,6 @@ class OptimizerSpec:
         return self._instance
 
 
-@functools.lru_cache(maxsize=32)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def _file_id(path: Path | None) -> str:
     """Content fingerprint: a retrained adapter has the same size as the old one, and must not
     be served the old one's cached rewrites."""
@@ -58,8 +50,7 @@ def _file_id(path: Path | None) -> str:
         return "none"
     if not path.is_file():
         return str(path)
-    st = path.stat()
-    return f"{path.name}:{_digest(str(path), st.st_size, st.st_mtime_ns)}"
+    return f"{path.name}:{file_digest(path)}"
 
 
 def _settings_key(decoding: Any, max_words: int | None, retries: int = 0,
@@ -71,11 +62,68 @@ def _settings_key(decoding: Any, max_words: int | None, retries: int = 0,
 
 def optimizer_key(opt: Any) -> str:
     """Cache key of a constructed ``FIPOOptimizer``: model, dialect, decoding, guard."""
-    return (
+    key = (
         f"{opt.backend.identity}:{opt.dialect.value}:"
         f"{_settings_key(opt.decoding, opt.max_words, opt.retries, opt.retry_temperature)}"
         f":guard={GUARD_VERSION if opt.use_guard else False}"
     )
+    # Same spelling as the spec options, so `fipo,mode=append` and the instance share a cache.
+    if opt.mode != "rewrite":
+        key += f":mode={opt.mode}"
+    if opt.languages is not None:
+        key += f":lang={'+'.join(opt.languages)}"
+    if opt.verifier is not None:
+        folder = Path(getattr(opt.verifier, "path", ""))
+        weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+        ident = "+".join(_file_id(w) for w in weights) or repr(opt.verifier)
+        key += f":verifier={ident}@{float(opt.verifier_margin)}"
+    return key
+
+
+OPTION_KEYS = ("mode", "verifier", "margin", "languages")
+
+
+def _parse_options(text: str, spec: str) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    for item in filter(None, text.split(",")):
+        k, sep, v = item.partition("=")
+        if not sep or k not in OPTION_KEYS or not v:
+            raise FIPOError(f"optimizer {spec!r}: bad option {item!r}; options are "
+                            + ", ".join(f"{k}=..." for k in OPTION_KEYS))
+        opts[k] = v
+    if opts.get("mode", "rewrite") not in ("rewrite", "append"):
+        raise FIPOError(f"optimizer {spec!r}: mode must be rewrite or append")
+    if "margin" in opts:
+        try:
+            float(opts["margin"])
+        except ValueError:
+            raise FIPOError(f"optimizer {spec!r}: margin must be a number") from None
+    if "verifier" in opts and not Path(opts["verifier"]).is_dir():
+        raise FIPOError(f"optimizer {spec!r}: no verifier folder {opts['verifier']}")
+    return opts
+
+
+def _option_kwargs(opts: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """``FIPOOptimizer`` keyword arguments for the spec's options, and their cache-key part."""
+    kw: dict[str, Any] = {}
+    key = ""
+    if opts.get("mode", "rewrite") != "rewrite":
+        kw["mode"] = opts["mode"]
+        key += f":mode={opts['mode']}"
+    if "languages" in opts:
+        langs = opts["languages"]
+        kw["languages"] = None if langs == "any" else tuple(langs.split("+"))
+        key += f":lang={langs}"
+    if "verifier" in opts:
+        from fipo_middleware.verifier import RewardModelVerifier
+
+        folder = Path(opts["verifier"])
+        weights = sorted(folder.glob("*.safetensors"))
+        kw["verifier"] = RewardModelVerifier(folder)
+        kw["verifier_margin"] = float(opts.get("margin", 0.0))
+        key += (f":verifier={'+'.join(_file_id(w) for w in weights) or folder}"
+                f"@{kw['verifier_margin']}")
+    return kw, key
 
 
 def parse_optimizer(
@@ -86,14 +134,18 @@ def parse_optimizer(
     max_words: int | None = None,
     retries: int | None = None,
 ) -> OptimizerSpec:
-    """``retries=None``: the optimizer's own default (``FIPOOptimizer.default()``'s for
+    """``[NAME=]SPEC[,OPTION=VALUE...]``; options: ``mode=append``, ``verifier=DIR`` (a reward
+    model folder), ``margin=X`` (its ``verifier_margin``), ``languages=en+fr`` or ``any``.
+    ``retries=None``: the optimizer's own default (``FIPOOptimizer.default()``'s for
     ``fipo``/``base``, none for the others)."""
     from fipo_middleware.backends.base import DecodingParams
-    from fipo_middleware.optimizer import DEFAULT_RETRIES
+    from fipo_middleware.optimizer import DEFAULT_LANGUAGES, DEFAULT_RETRIES
 
     name, sep, body = spec.partition("=")
-    if not sep:
+    if not sep or ("," in name):
         name, body = "", spec
+    body, _, opt_text = body.partition(",")
+    opts = _parse_options(opt_text, spec)
     decoding = DecodingParams(max_tokens=max_tokens)
     common: dict[str, Any] = {"decoding": decoding, "n_threads": n_threads}
     if max_words:
@@ -103,15 +155,21 @@ def parse_optimizer(
     common["retries"] = n_retries
     settings = _settings_key(decoding, max_words, n_retries)
     if body == NAIVE:
+        if opts:
+            raise FIPOError(f"optimizer {spec!r}: naive takes no options")
         return OptimizerSpec(name or NAIVE, NAIVE)
+    extra, extra_key = _option_kwargs(opts)
+    common.update(extra)
     if body in ("base", "fipo"):
         from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
         from fipo_middleware.optimizer import FIPOOptimizer
 
         adapter = default_adapter_path() if body == "fipo" else None
         model = smollm2_gguf_path()
+        if "languages" not in opts:
+            extra_key += f":lang={'+'.join(DEFAULT_LANGUAGES)}"
         key = (f"llama.cpp:{_file_id(model)}+{_file_id(adapter)}:chat:{settings}"
-               f":guard={GUARD_VERSION}")
+               f":guard={GUARD_VERSION}{extra_key}")
         use_adapter = body == "fipo"
         return OptimizerSpec(
             name or body, key,
@@ -119,13 +177,18 @@ def parse_optimizer(
         )
     kind, _, rest = body.partition(":")
     if kind == "gguf" and rest:
+        from fipo_middleware.models import smollm2_gguf_path
         from fipo_middleware.optimizer import FIPOOptimizer
 
-        path = Path(rest)
+        # gguf:MODEL, gguf:MODEL+LORA, or gguf:+LORA (a LoRA on the bundled SmolLM2)
+        model_part, plus, lora_part = rest.partition("+")
+        path = Path(model_part) if model_part else smollm2_gguf_path()
+        lora = Path(lora_part) if plus and lora_part else None
         return OptimizerSpec(
-            name or path.stem,
-            f"llama.cpp:{_file_id(path)}+none:chat:{settings}:guard={GUARD_VERSION}",
-            lambda: FIPOOptimizer.from_gguf(path, **common),
+            name or (lora or path).stem,
+            f"llama.cpp:{_file_id(path)}+{_file_id(lora)}:chat:{settings}:guard={GUARD_VERSION}"
+            f"{extra_key}",
+            lambda: FIPOOptimizer.from_gguf(path, lora_path=lora, **common),
         )
     if kind == "lc" and rest:
         from evaluation.downstream import load_langchain_model
@@ -133,11 +196,11 @@ def parse_optimizer(
 
         model = load_langchain_model(rest)
         opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words,
-                                     retries=n_retries)
+                                     retries=n_retries, **extra)
         return OptimizerSpec(name or rest.split(":")[-1], optimizer_key(opt), lambda: opt, opt)
     raise FIPOError(
-        f"unknown optimizer {spec!r}; use naive, base, fipo, gguf:PATH or lc:module:attr "
-        "(optionally NAME=SPEC)"
+        f"unknown optimizer {spec!r}; use naive, base, fipo, gguf:PATH[+LORA] or lc:module:attr "
+        "(optionally NAME=SPEC, then ,mode=append ,verifier=DIR ,margin=X ,languages=en)"
     )
 
 

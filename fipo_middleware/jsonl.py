@@ -33,6 +33,20 @@ def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, An
     return n
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """A whole text file, written as ``write_jsonl_atomic`` writes: temp file, then rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     """Append one line and flush it to disk (resumable jobs: a crash loses at most the line
     being written, which the loader then skips as incomplete)."""

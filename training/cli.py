@@ -128,8 +128,9 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
 
     cfg = VerifierConfig(**{f.name: getattr(args, f.name) for f in fields(VerifierConfig)})
     final = train_verifier(load_pop(*args.data), cfg)
-    print(f"fipo train-verifier: reward model in {final} "
-          "(serve it with FIPOOptimizer(verifier=RewardModelVerifier(path)))", file=sys.stderr)
+    print(f"fipo train-verifier: {cfg.kind} verifier in {final} (serve it with "
+          "FIPOOptimizer(verifier=load_verifier(path), verifier_margin=...); choose the margin "
+          "with fipo calibrate-verifier)", file=sys.stderr)
     return 0
 
 
@@ -139,7 +140,7 @@ def _add_train_verifier(sub: Any) -> None:
     from training.verifier import VerifierConfig
 
     v = sub.add_parser("train-verifier",
-                       help="reward model that compares a candidate with the naive prompt (TRL)")
+                       help="verifier that compares a candidate with the naive prompt")
     v.add_argument("--data", nargs="+", required=True, help="POP JSONL file(s)")
     for f in fields(VerifierConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -147,6 +148,7 @@ def _add_train_verifier(sub: Any) -> None:
             v.add_argument(flag, dest=f.name, required=True, help=f.metadata["help"])
         else:
             v.add_argument(flag, dest=f.name, type=type(f.default), default=f.default,
+                           choices=("features", "reward-model") if f.name == "kind" else None,
                            help=f"{f.metadata['help']} (default: {f.default})")
     v.set_defaults(func=cmd_train_verifier)
 

@@ -65,7 +65,7 @@ def load_trained(path: str | os.PathLike[str], base: str | None = None) -> tuple
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.train import resolve_base
+    from fipo_middleware.models import resolve_base
 
     p = Path(path)
     if is_adapter_dir(p):
@@ -132,7 +132,7 @@ def lora_to_gguf(adapter_dir: str | os.PathLike[str], out_path: str | os.PathLik
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    from training.train import resolve_base
+    from fipo_middleware.models import resolve_base
 
     src = Path(adapter_dir)
     acfg = json.loads((src / "adapter_config.json").read_text())
@@ -349,7 +349,7 @@ def export(
 
 def _source_gguf(trained: Path, base: str | None) -> str | None:
     """The GGUF a materialized base directory came from (``fipo_source.json``)."""
-    from training.train import resolve_base
+    from fipo_middleware.models import resolve_base
 
     try:
         base_dir = Path(resolve_base(base or adapter_base(trained)))

@@ -10,12 +10,14 @@ Pairs come from POP records (the teacher POP's metadata says how each was judged
   already ranks the naive prompt itself over a harmful "improvement" of it.
 
 The last two teach the verifier that leaving a prompt alone is a real option, which is what
-``FIPOOptimizer(verifier=...)`` compares every candidate against. Output: ``DIR/final``, a
-merged sequence-classification model that ``RewardModelVerifier`` loads.
+``FIPOOptimizer(verifier=...)`` compares every candidate against. Output: ``DIR/final``, the
+LoRA adapter and score head (with ``fipo_verifier.json`` naming the base) that
+``RewardModelVerifier`` loads.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Iterable
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fipo_middleware.errors import DataFormatError
-from fipo_middleware.verifier import pair_text
+from fipo_middleware.verifier import VERIFIER_INFO, pair_text
 from training.pop import POPRecord
 
 FINAL_DIR = "final"
@@ -52,7 +54,12 @@ def verifier_pairs(records: Iterable[POPRecord], *, seed: int = 0) -> list[dict[
 class VerifierConfig:
     """``fipo train verifier`` settings; everything else is TRL's ``RewardConfig`` default."""
 
-    output_dir: str = field(metadata={"help": "where checkpoints and final/ go"})
+    output_dir: str = field(metadata={"help": "where verifier.json (features) or checkpoints "
+                                              "and final/ (reward-model) go"})
+    kind: str = field(default="features", metadata={
+        "help": "features: a linear Bradley-Terry model over comparison features (pure Python "
+                "at serve time, seconds to train); reward-model: a TRL RewardTrainer LoRA "
+                "(torch at serve time; hours on 2 CPU cores)"})
     base: str = field(default="smollm2", metadata={"help": "smollm2, a .gguf or an HF dir/id"})
     max_steps: int = field(default=100, metadata={"help": "optimizer steps"})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "pairs per step"})
@@ -83,15 +90,25 @@ def _last_checkpoint(out: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+FEATURE_FILE = "verifier.json"
+
+
 def train_verifier(records: Iterable[POPRecord], cfg: VerifierConfig) -> Path:
-    """Train (resuming from the last checkpoint in ``cfg.output_dir``) and write ``final/``."""
+    """``kind=features``: fit and write ``DIR/verifier.json``. ``kind=reward-model``: train
+    (resuming from the last checkpoint in ``cfg.output_dir``) and write ``final/``."""
+    if cfg.kind == "features":
+        out = Path(cfg.output_dir) / FEATURE_FILE
+        train_feature_verifier(records, out, seed=cfg.seed)
+        return out
+    if cfg.kind != "reward-model":
+        raise DataFormatError(f"verifier kind must be features or reward-model, got {cfg.kind!r}")
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardTrainer
 
-    from training.train import resolve_base
+    from fipo_middleware.models import resolve_base
 
     out = Path(cfg.output_dir)
     rows = verifier_pairs(records, seed=cfg.seed)
@@ -110,12 +127,83 @@ def train_verifier(records: Iterable[POPRecord], cfg: VerifierConfig) -> Path:
     trainer.train(resume_from_checkpoint=_last_checkpoint(out))
     final = out / FINAL_DIR
     tmp = out / f".{FINAL_DIR}.tmp"
-    merged = trainer.model.merge_and_unload()
-    merged.save_pretrained(tmp)
+    # The LoRA adapter and score head only (a few MB, shippable); RewardModelVerifier loads
+    # it on the base named in fipo_verifier.json.
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    trainer.model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    (tmp / VERIFIER_INFO).write_text(json.dumps({"base": cfg.base, "max_length": cfg.max_length,
+                                                 "max_steps": cfg.max_steps}) + "\n",
+                                     encoding="utf-8")
     if final.exists():
         import shutil
 
         shutil.rmtree(final)
     os.replace(tmp, final)
     return final
+
+
+# ---------------------------------------------------------------------------- feature verifier
+def preference_triples(records: Iterable[POPRecord]) -> list[tuple[str, str, str]]:
+    """``(naive, better, worse)``: chosen over rejected; chosen over the naive prompt where a
+    blind judge preferred it; the naive prompt over a rejected rewrite of it."""
+    out: list[tuple[str, str, str]] = []
+    for r in records:
+        naive, chosen = r.naive_prompt, r.chosen
+        has_rejected = bool(r.rejected and r.rejected.strip() != chosen.strip())
+        if has_rejected:
+            out.append((naive, chosen, r.rejected))
+            if chosen.strip() != naive.strip():
+                out.append((naive, naive, r.rejected))
+        if (r.metadata.get("judged") or {}).get("chosen_vs_naive") == "win" \
+                and chosen.strip() != naive.strip():
+            out.append((naive, chosen, naive))
+    if not out:
+        raise DataFormatError("no verifier pairs: the records have no rejected rewrites and no "
+                              "judged outcomes")
+    return out
+
+
+def train_feature_verifier(records: Iterable[POPRecord], out_path: str | os.PathLike[str], *,
+                           l2: float = 1e-3, steps: int = 2000, learning_rate: float = 0.5,
+                           holdout: float = 0.1, seed: int = 0) -> dict[str, Any]:
+    """Fit ``FeatureVerifier`` weights (Bradley-Terry: P(better > worse) = sigmoid(w . (f_better
+    - f_worse)), L2, full-batch gradient descent) and write them atomically to ``out_path``.
+    Returns the fit summary, with pairwise accuracy on a held-out share of the pairs."""
+    import numpy as np
+
+    from fipo_middleware.jsonl import write_text_atomic
+    from fipo_middleware.verifier import FEATURE_NAMES, comparison_features
+
+    triples = preference_triples(records)
+    random.Random(seed).shuffle(triples)
+    feats = [[comparison_features(n, x) for x in (b, w)] for n, b, w in triples]
+    arr = np.array([[[f[k] for k in FEATURE_NAMES] for f in pair] for pair in feats])
+    flat = arr.reshape(-1, len(FEATURE_NAMES))
+    mean, scale = flat.mean(axis=0), flat.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (arr - mean) / scale
+    diff = z[:, 0, :] - z[:, 1, :]
+    n_hold = int(len(diff) * holdout)
+    test, train = diff[:n_hold], diff[n_hold:]
+    w = np.zeros(len(FEATURE_NAMES))
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-train @ w))
+        grad = -((1.0 - p)[:, None] * train).mean(axis=0) + l2 * w
+        w -= learning_rate * grad
+    def accuracy(d: Any) -> float | None:
+        return round(float(((d @ w) > 0).mean()), 4) if len(d) else None
+
+    summary = {"kind": "features", "features": list(FEATURE_NAMES),
+               "weights": {k: round(float(v), 6) for k, v in zip(FEATURE_NAMES, w, strict=True)},
+               "mean": {k: round(float(v), 6) for k, v in zip(FEATURE_NAMES, mean, strict=True)},
+               "scale": {k: round(float(v), 6) for k, v in zip(FEATURE_NAMES, scale,
+                                                               strict=True)},
+               "pairs": len(diff), "holdout_pairs": n_hold,
+               "train_accuracy": accuracy(train), "holdout_accuracy": accuracy(test),
+               "l2": l2, "steps": steps, "seed": seed}
+    write_text_atomic(Path(out_path), json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -89,10 +89,19 @@ class LlamaCppBackend:
             what = f"{self.model_path}" + (f" with LoRA {self.lora_path}" if self.lora_path else "")
             raise ModelLoadError(f"llama.cpp could not load {what}: {e}") from e
 
+    def exclusive(self) -> threading.RLock:
+        """Hold the model for direct ``self.llama`` use (log-likelihood scoring evaluates
+        tokens itself); generation takes the same lock, so the KV cache is never shared."""
+        return self._lock
+
     @property
     def identity(self) -> str:
-        lora = f"+{self.lora_path.name}@{self.lora_scale}" if self.lora_path else ""
-        return f"llama.cpp:{self.model_path.name}{lora}"
+        # Content fingerprints: the identity keys caches, and a retrained file keeps its name.
+        from fipo_middleware.models import file_digest
+
+        lora = (f"+{self.lora_path.name}:{file_digest(self.lora_path)}@{self.lora_scale}"
+                if self.lora_path else "")
+        return f"llama.cpp:{self.model_path.name}:{file_digest(self.model_path)}{lora}"
 
     @property
     def context_length(self) -> int:
