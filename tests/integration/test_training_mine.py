@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fipo_middleware.guard import check_rewrite
 from fipo_middleware.template import default_budget
+from tests import REPO
 from training.mine import mine
 from training.pop import load_pop
 
-SEED = Path(__file__).resolve().parents[1] / "training" / "seed"
+pytestmark = pytest.mark.slow  # many generations of the base model
+
+SEED = REPO / "training" / "seed"
 
 
 def test_mine_yields_guard_rejected_pairs_and_resumes(tmp_path: Path, base_optimizer) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
+from tests import REPO
 from training.pop import load_pop
 
-ROOT = Path(__file__).resolve().parents[1]
-TEACHER = sorted((ROOT / "training" / "teacher").glob("teacher_*.jsonl"))
-DEV = ROOT / "evaluation" / "data" / "judge_dev.jsonl"
+TEACHER = sorted((REPO / "training" / "teacher").glob("teacher_*.jsonl"))
+DEV = REPO / "evaluation" / "data" / "judge_dev.jsonl"
 EDITS = {"keep", "minimal_fix", "append", "rewrite"}
 
 
@@ -53,7 +52,7 @@ def test_judge_dev_set_shares_no_prompt_with_training() -> None:
     dev = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()]
     assert len(dev) >= 150 and len({d["id"] for d in dev}) == len(dev)
     assert sum(d["language"] != "en" for d in dev) >= 10
-    seed = sorted((ROOT / "training" / "seed").glob("*.jsonl"))
+    seed = sorted((REPO / "training" / "seed").glob("*.jsonl"))
     train = {_norm(r.naive_prompt) for r in load_pop(*TEACHER, *seed)}
     shared = [d["id"] for d in dev if _norm(d["prompt"]) in train]
     assert not shared, shared
@@ -62,7 +61,7 @@ def test_judge_dev_set_shares_no_prompt_with_training() -> None:
 def test_every_failure_label_uses_the_one_vocabulary() -> None:
     from training.pop import FAILURE_KINDS
 
-    seed = sorted((ROOT / "training" / "seed").glob("*.jsonl"))
+    seed = sorted((REPO / "training" / "seed").glob("*.jsonl"))
     labels = Counter(r.metadata.get("failure") for r in load_pop(*TEACHER, *seed))
     unknown = {f for f in labels if f is not None and not set(f.split(",")) <= FAILURE_KINDS}
     assert not unknown, unknown

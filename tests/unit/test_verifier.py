@@ -1,5 +1,6 @@
-"""The verifier: best-of-N against the naive prompt (control flow with a scripted verifier), and
-the real thing: a TRL reward model trained for a few steps, loaded and served."""
+"""The verifier: best-of-N against the naive prompt (control flow with a scripted verifier), the
+verifier's training pairs and a missing reward model. Training and serving a real TRL reward
+model is in ``tests/integration/test_verifier.py``."""
 
 from __future__ import annotations
 
@@ -9,24 +10,11 @@ import pytest
 
 from fipo_middleware import FIPOOptimizer
 from fipo_middleware.verifier import RewardModelVerifier, pair_text
-from tests.fakes import SequenceLLM
-from training.pop import POPRecord, load_pop
+from tests.fakes import SequenceLLM, TableVerifier
+from training.pop import POPRecord
 from training.verifier import verifier_pairs
 
-ROOT = Path(__file__).resolve().parents[1]
 NAIVE = "why do cats purr"
-
-
-class TableVerifier:
-    """Scores from a table (control flow only; the real model is tested below)."""
-
-    def __init__(self, table: dict[str, float]) -> None:
-        self.table = table
-        self.calls: list[list[str]] = []
-
-    def score(self, naive_prompt: str, candidates: list[str]) -> list[float]:
-        self.calls.append(list(candidates))
-        return [self.table.get(c, 0.0) for c in candidates]
 
 
 def _optimizer(outputs: list[str], verifier: TableVerifier, margin: float = 0.0) -> FIPOOptimizer:
@@ -62,24 +50,8 @@ def test_verifier_pairs_rank_judged_wins_over_leaving_the_prompt_alone() -> None
             "rejected": pair_text(NAIVE, rec.rejected)} in pairs
 
 
-def test_trained_reward_model_loads_and_scores(tmp_path: Path) -> None:
-    from training.verifier import VerifierConfig, train_verifier
-
-    records = load_pop(ROOT / "training" / "teacher" / "teacher_A.jsonl")[:12]
-    cfg = VerifierConfig(output_dir=str(tmp_path / "v"), max_steps=2,
-                         per_device_train_batch_size=2, max_length=128, save_steps=1)
-    final = train_verifier(records, cfg)
-    assert (final / "config.json").is_file()
-    assert (tmp_path / "v" / "checkpoint-2").is_dir()  # a rerun resumes from here
-    verifier = RewardModelVerifier(final, max_length=128)
-    scores = verifier.score(NAIVE, [NAIVE, "Explain why cats purr.", "purr?"])
-    assert len(scores) == 3 and all(isinstance(s, float) for s in scores)
-    assert len(set(scores)) == 3  # a real model, not a constant
-
-
 def test_missing_reward_model_is_a_clear_error(tmp_path: Path) -> None:
     from fipo_middleware.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="fipo train verifier"):
         RewardModelVerifier(tmp_path)
-

@@ -9,23 +9,22 @@ import pytest
 
 from fipo_middleware.errors import DataFormatError
 from fipo_middleware.template import TULU_USER, CaseType
+from tests import FIXTURES
 from training.config import TrainConfig, add_config_arguments, config_from_args
 from training.diversify import diversify, format_counts, write_datasets
 from training.importers import import_bpo, import_fipo_pop
 from training.pop import load_pop, load_seed_prompts, save_pop
 from training.train import load_rows
 
-FIX = Path(__file__).parent / "fixtures"
-
 
 @pytest.fixture(scope="module")
 def pop_small():
-    return load_pop(FIX / "pop_small.jsonl")
+    return load_pop(FIXTURES / "pop_small.jsonl")
 
 
 def test_corrupted_jsonl_line_is_reported_as_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"pop_corrupt\.jsonl:2: invalid JSON"):
-        load_pop(FIX / "pop_corrupt.jsonl")
+        load_pop(FIXTURES / "pop_corrupt.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "naive_prompt": "x", "chosen": "y"}\n{"id": "b", '
                    '"naive_prompt": "x"}\n', encoding="utf-8")
@@ -42,13 +41,13 @@ def test_corrupted_jsonl_line_is_reported_as_file_and_line(tmp_path: Path) -> No
 
 
 def test_seed_prompts_default_ids_and_reference() -> None:
-    seeds = load_seed_prompts(FIX / "seed_small.jsonl")
+    seeds = load_seed_prompts(FIXTURES / "seed_small.jsonl")
     assert [s.id for s in seeds] == ["s1", "s2"]
     assert seeds[0].reference is None and seeds[1].reference == "19"
 
 
 def test_import_fipo_pop_raw_format() -> None:
-    recs = import_fipo_pop(FIX / "fipo_pop_raw.jsonl")
+    recs = import_fipo_pop(FIXTURES / "fipo_pop_raw.jsonl")
     assert [r.id for r in recs] == ["fipo-1", "fipo-2", "fipo-3"]
     r = recs[2]
     assert r.naive_prompt == "convert 3 km to meters"
@@ -59,12 +58,13 @@ def test_import_fipo_pop_raw_format() -> None:
 
 
 def test_import_bpo_rejected_is_the_naive_prompt_unless_unchanged() -> None:
-    recs = import_bpo(FIX / "bpo_small.json")
+    recs = import_bpo(FIXTURES / "bpo_small.json")
     assert recs[0].rejected == "tips for sleeping better"
     assert recs[0].golden_response.startswith("1. Keep")
     assert recs[0].silver_response == "Sleep more."
     assert recs[1].rejected is None and recs[1].metadata["unchanged"] is True
-    assert all(r.rejected is None for r in import_bpo(FIX / "bpo_small.json", bpo_rejected="null"))
+    assert all(r.rejected is None
+               for r in import_bpo(FIXTURES / "bpo_small.json", bpo_rejected="null"))
 
 
 def test_import_bpo_shared_dev_file(shared_data: Path) -> None:
@@ -82,7 +82,7 @@ def test_diversify_exact_case_counts_for_fixed_seed(pop_small) -> None:
                 "DISCRIMINATE": 3},
         "skipped": {"dpo_no_rejected": 1, "answer_no_responses": 2},
     }
-    raw = diversify(import_fipo_pop(FIX / "fipo_pop_raw.jsonl"), seed=3)
+    raw = diversify(import_fipo_pop(FIXTURES / "fipo_pop_raw.jsonl"), seed=3)
     assert raw.counts() == {
         "sft": {"BOTH_MC": 2, "BOTH_GEN": 1},
         "dpo": {"BOTH_MC": 2, "BOTH_GEN": 1},
@@ -127,11 +127,12 @@ def test_write_datasets_and_cli(tmp_path: Path, pop_small) -> None:
     assert json.loads(paths["counts"].read_text())["sft"]
     assert len(load_rows(paths["dpo"], ("prompt", "chosen", "rejected"))) == 5
     pop = tmp_path / "bpo.jsonl"
-    assert main(["pop", "import", "bpo", str(FIX / "bpo_small.json"), "--output", str(pop)]) == 0
-    assert main(["pop", "diversify", "--input", str(pop), str(FIX / "pop_small.jsonl"),
+    assert main(["pop", "import", "bpo", str(FIXTURES / "bpo_small.json"),
+                 "--output", str(pop)]) == 0
+    assert main(["pop", "diversify", "--input", str(pop), str(FIXTURES / "pop_small.jsonl"),
                  "--output-dir", str(tmp_path / "out"), "--dialect", "fipo-original"]) == 0
     assert (tmp_path / "out" / "ipl.jsonl").is_file()
-    assert main(["pop", "diversify", "--input", str(FIX / "pop_corrupt.jsonl"),
+    assert main(["pop", "diversify", "--input", str(FIXTURES / "pop_corrupt.jsonl"),
                  "--output-dir", str(tmp_path / "x")]) == 2
 
 

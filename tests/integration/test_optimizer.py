@@ -1,8 +1,8 @@
 """FIPOOptimizer on the real SmolLM2 GGUF through real llama.cpp: Runnable API, chains with real
 downstream LangChain models over llama.cpp, fixed parts, fallbacks, callbacks and bad input.
 
-Fake LangChain models appear only where a test is about control flow (a backend that raises, a
-rewrite that must be rejected); every feature is also exercised on the real model."""
+The control flow behind these (cache, guard rejections, a failing backend, resampling) is
+tested with scripted models in ``tests/unit/test_optimizer.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.language_models import FakeListLLM
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.prompt_values import ChatPromptValue, StringPromptValue
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
@@ -25,16 +24,13 @@ from fipo_middleware import (
     ModelLoadError,
     PromptInjectionError,
     PromptTooLongError,
-    RewriteRejectedError,
     UnsupportedInputError,
 )
+from fipo_middleware.guard import check_rewrite
+from fipo_middleware.template import MetaPromptInput
 
 NAIVE = "Classify the sentiment of this review: the food was cold and the waiter rude."
 MC = "Which gas do plants absorb?\nA) Oxygen\nB) Carbon dioxide\nC) Helium\n"
-GOOD_REWRITE = (
-    "Classify the sentiment of this review as positive, negative or neutral: "
-    "the food was cold and the waiter rude."
-)
 
 
 class Recorder(BaseCallbackHandler):
@@ -53,11 +49,6 @@ class Recorder(BaseCallbackHandler):
         self.events.append((name, data))
 
 
-def scripted(*responses: str, **kwargs: Any) -> FIPOOptimizer:
-    """An optimizer whose backend is a scripted LangChain LLM (control-flow tests only)."""
-    return FIPOOptimizer.from_llm(FakeListLLM(responses=list(responses)), **kwargs)
-
-
 # ---------------------------------------------------------------- real model: Runnable API
 def test_invoke_on_real_model_returns_text_and_records_raw_output(base_optimizer):
     out = base_optimizer.invoke(NAIVE)
@@ -66,11 +57,19 @@ def test_invoke_on_real_model_returns_text_and_records_raw_output(base_optimizer
     assert result.cached
     assert result.raw_output, "llama.cpp produced no text"
     assert result.model.startswith("llama.cpp:SmolLM2-135M-Instruct")
-    # Either a guard-approved rewrite or an explained fallback to the naive prompt.
-    if result.used_fallback:
-        assert out == NAIVE and result.fallback_reason
-    else:
-        assert out == result.optimized_prompt != ""
+    # What was served follows from the guard's verdict on what the model wrote: regenerate the
+    # greedy (so reproducible) try, uncached, and derive the expected outcome from it.
+    [greedy] = base_optimizer.candidates(NAIVE, n=1)
+    assert greedy.raw_output == result.raw_output
+    assert out == result.optimized_prompt == (greedy.rewrite if greedy.accepted else NAIVE)
+    assert result.used_fallback is (not greedy.accepted)
+    assert result.guard_reasons == greedy.guard_reasons
+    assert result.fallback_reason == (
+        None if greedy.accepted else "guard_rejected: " + ", ".join(greedy.guard_reasons))
+    assert result.rejected_rewrite == (None if greedy.accepted else greedy.rewrite)
+    # A served rewrite passes the guard itself (every reason it gives is on record).
+    verdict = check_rewrite(NAIVE, greedy.rewrite, MetaPromptInput(NAIVE).budget)
+    assert set(verdict.reasons) <= set(greedy.guard_reasons)
 
 
 def test_batch_abatch_ainvoke_stream_agree(base_optimizer):
@@ -144,6 +143,7 @@ def test_message_list_in_message_list_out(base_optimizer):
     assert isinstance(out[3], HumanMessage)
 
 
+@pytest.mark.slow
 def test_options_and_few_shot_survive_byte_for_byte(base_optimizer):
     out = base_optimizer.invoke(MC)
     assert out.endswith("A) Oxygen\nB) Carbon dioxide\nC) Helium\n")
@@ -166,63 +166,25 @@ def test_concurrent_batch_on_one_llama_instance_is_safe(smollm2_path):
     assert outs == serial
 
 
-# ---------------------------------------------------------------- callbacks and cache
+# ---------------------------------------------------------------- callbacks
 def test_callbacks_show_naive_optimized_fallback_and_latency(base_optimizer):
     rec = Recorder()
-    base_optimizer.invoke("Give two synonyms for 'happy'.", config={"callbacks": [rec]})
+    naive = "Give two synonyms for 'happy'."
+    out = base_optimizer.invoke(naive, config={"callbacks": [rec]})
     assert rec.starts[0]["name"] == "FIPOOptimizer"
     end = rec.ends[-1]
-    for key in ("output", "naive_prompt", "optimized_prompt", "fallback_reason", "latency_ms"):
-        assert key in end
-    assert end["naive_prompt"] == "Give two synonyms for 'happy'."
-    name, data = rec.events[0]
-    assert name == CUSTOM_EVENT and data["naive_prompt"] == end["naive_prompt"]
-
-
-def test_cache_hits_and_opt_out():
-    opt = scripted(GOOD_REWRITE, GOOD_REWRITE + " Be brief.")
-    first = opt.optimize(NAIVE)
-    second = opt.optimize(NAIVE)
-    assert not first.cached and second.cached
-    assert second.optimized_prompt == first.optimized_prompt
-    assert opt.cache.hits == 1
-    no_cache = scripted(
-        GOOD_REWRITE,
-        "Classify the review's sentiment: the food was cold and the waiter rude.",
-        cache_size=0,
-    )
-    assert no_cache.optimize(NAIVE).optimized_prompt != no_cache.optimize(NAIVE).optimized_prompt
+    result = base_optimizer.optimize(naive)  # cached: the same optimization
+    assert end["output"] == out == end["optimized_prompt"] == result.optimized_prompt
+    assert end["naive_prompt"] == naive
+    assert end["fallback_reason"] == result.fallback_reason
+    assert end["used_fallback"] is result.used_fallback
+    assert end["latency_ms"] >= 0
+    [(name, data)] = rec.events
+    assert name == CUSTOM_EVENT
+    assert data == {k: v for k, v in end.items() if k != "output"}
 
 
 # ---------------------------------------------------------------- fallbacks
-def test_guard_rejection_falls_back_and_reports():
-    opt = scripted("The sentiment is negative.")
-    rec = Recorder()
-    assert opt.invoke(NAIVE, config={"callbacks": [rec]}) == NAIVE
-    assert "answers_task" in rec.ends[-1]["fallback_reason"]
-    assert rec.ends[-1]["guard_reasons"] == ["answers_task"]
-    with pytest.raises(RewriteRejectedError, match="answers_task"):
-        scripted("The sentiment is negative.", on_failure="raise").invoke(NAIVE)
-
-
-def test_accepted_rewrite_replaces_instruction():
-    assert scripted("Golden Prompt: " + GOOD_REWRITE).invoke(NAIVE) == GOOD_REWRITE
-
-
-def test_backend_failure_falls_back(caplog):
-    class Broken(FakeListLLM):
-        def _call(self, *a: Any, **k: Any) -> str:
-            raise ConnectionError("optimizer server down")
-
-    opt = FIPOOptimizer.from_llm(Broken(responses=["x"]))
-    with caplog.at_level("WARNING", logger="fipo_middleware"):
-        assert opt.invoke(NAIVE) == NAIVE
-    assert "backend_error" in caplog.text and "optimizer server down" in caplog.text
-    strict = FIPOOptimizer.from_llm(Broken(responses=["x"]), on_failure="raise")
-    with pytest.raises(Exception, match="optimizer server down"):
-        strict.invoke(NAIVE)
-
-
 def test_prompt_longer_than_context_falls_back_or_raises(smollm2_path):
     small = FIPOOptimizer.from_gguf(smollm2_path, n_ctx=256, decoding=DecodingParams(max_tokens=64))
     long_prompt = "Summarize this: " + "the quick brown fox jumps over the lazy dog " * 40
@@ -272,70 +234,7 @@ def test_missing_and_corrupt_model_files(tmp_path, smollm2_path):
         FIPOOptimizer.from_gguf(smollm2_path, lora_path=tmp_path / "missing-lora.gguf")
 
 
-def test_rewrite_returns_output_and_result():
-    opt = scripted("Choose the planet closest to the Sun. Answer with the letter only.")
-    out, result = opt.rewrite("which planet is closest to the sun\nA) Venus\nB) Mercury\n")
-    assert out == (
-        "Choose the planet closest to the Sun. Answer with the letter only.\nA) Venus\nB) Mercury\n"
-    )
-    assert result.naive_prompt == "which planet is closest to the sun"
-    assert not result.used_fallback
-
-
 # ---------------------------------------------------------------- guarded resampling
-class _RecordingBackend:
-    """Scripted outputs, recording the decoding settings of every call (control flow only)."""
-
-    identity = "recording"
-    context_length = None
-
-    def __init__(self, *outputs: str) -> None:
-        self.outputs, self.params = list(outputs), []
-
-    def count_tokens(self, prompt):
-        return 0
-
-    def generate(self, prompt, params):
-        self.params.append(params)
-        return self.outputs[len(self.params) - 1]
-
-
-def test_retries_resample_until_the_guard_accepts():
-    backend = _RecordingBackend("The sentiment is negative.", "Negative.", GOOD_REWRITE)
-    opt = FIPOOptimizer(backend=backend, retries=2, retry_temperature=0.6)
-    result = opt.optimize(NAIVE)
-    assert result.optimized_prompt == GOOD_REWRITE and result.attempts == 3
-    assert not result.used_fallback and result.to_dict()["attempts"] == 3
-    first, *resamples = backend.params
-    assert first.greedy
-    assert [(p.temperature, p.seed) for p in resamples] == [(0.6, 1), (0.6, 2)]
-
-
-def test_retries_stop_at_the_first_accepted_rewrite():
-    backend = _RecordingBackend(GOOD_REWRITE, "unused", "unused")
-    assert FIPOOptimizer(backend=backend, retries=2).optimize(NAIVE).attempts == 1
-    assert len(backend.params) == 1
-
-
-async def test_when_every_try_is_rejected_the_greedy_reasons_are_reported():
-    def make():
-        return FIPOOptimizer(backend=_RecordingBackend("The sentiment is negative.",
-                                                       "Sure! Here it is.", "Negative."),
-                             retries=2)
-
-    for result in (make().optimize(NAIVE), await make().aoptimize(NAIVE)):
-        assert result.used_fallback and result.attempts == 3
-        assert result.optimized_prompt == NAIVE
-        assert result.raw_output == "The sentiment is negative."
-        assert result.guard_reasons == ("answers_task",)
-
-
-def test_no_retries_without_the_guard():
-    backend = _RecordingBackend("The sentiment is negative.", "unused")
-    result = FIPOOptimizer(backend=backend, retries=3, use_guard=False).optimize(NAIVE)
-    assert result.attempts == 1 and result.optimized_prompt == "The sentiment is negative."
-
-
 def test_resampling_on_real_llama_cpp_is_seeded(smollm2_path):
     """The untuned base model: its greedy rewrite is rejected, so resamples run; two fresh
     optimizers (no shared cache) make the same tries."""

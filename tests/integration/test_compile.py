@@ -1,6 +1,7 @@
 """``fipo compile`` / ``compile_prompt``: the real SmolLM2 GGUF through llama.cpp as downstream
-and the default optimizer on a few examples of a shared BIG-bench task, plus fast tests of the
-gate, resuming, bad input and the LangChain template round trip."""
+and the default optimizer on a few examples of a shared BIG-bench task, resuming after a failing
+downstream, and a real chat model behind a LangChain template. The gate, bad task files and the
+template round trip are in ``tests/unit/test_compile.py``."""
 
 from __future__ import annotations
 
@@ -8,19 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
+from langchain_core.prompts import ChatPromptTemplate
 
 from evaluation import LlamaCppDownstream
-from evaluation.compile import (
-    CompileError,
-    choose,
-    compile_prompt,
-    compile_task,
-    template_instruction,
-)
+from evaluation.compile import CompileError, compile_prompt, compile_task
 from fipo_middleware import FIPOOptimizer
-from fipo_middleware.cli import main as fipo_main
-from tests.fakes import RewriteTableLLM
+from tests.fakes import FailingAfter, RewriteTableLLM
 
 DEV = 6
 K = 2
@@ -46,31 +40,8 @@ def real_run(tmp_path_factory, navigate, smol, default_optimizer):
     return rep, out, smol.calls - calls0
 
 
-# ------------------------------------------------------------------ gate (fast)
-def test_gate_needs_lower_bound_above_zero() -> None:
-    naive = [0.0] * 20
-    small = [1.0] + [0.0] * 19            # +5 points, but the interval touches 0
-    big = [1.0] * 10 + [0.0] * 10         # +50 points, clearly above
-    win, gains, reason = choose(naive, [small, big], n_resamples=500)
-    assert gains[0]["ci_low"] <= 0 < gains[1]["ci_low"]
-    assert win == 1 and reason.startswith("candidate 2")
-    win, _, reason = choose(naive, [small], n_resamples=500)
-    assert win is None and reason.startswith("naive")
-
-
-def test_gate_ties_keep_naive_and_best_qualified_wins() -> None:
-    naive = [1.0, 0.0] * 10
-    win, gains, _ = choose(naive, [list(naive), list(naive)], n_resamples=300)
-    assert win is None and all(g["diff"] == 0 for g in gains)
-    better = [1.0] * 20                   # +50
-    best = [1.0] * 20                     # same accuracy: the earlier proposal wins
-    win, _, _ = choose(naive, [better, best], n_resamples=300)
-    assert win == 0
-    win, _, _ = choose(naive, [], n_resamples=300)
-    assert win is None
-
-
 # ------------------------------------------------------------------ real components
+@pytest.mark.slow
 def test_real_compile_writes_reports(real_run) -> None:
     rep, out, calls = real_run
     data = json.loads((out / "compiled.json").read_text(encoding="utf-8"))
@@ -103,6 +74,7 @@ def test_real_compile_writes_reports(real_run) -> None:
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_rerun_reuses_every_scored_row(real_run, navigate, smol, default_optimizer) -> None:
     rep, out, _ = real_run
     calls0 = smol.calls
@@ -112,27 +84,6 @@ def test_rerun_reuses_every_scored_row(real_run, navigate, smol, default_optimiz
     assert smol.calls == calls0
     assert again.compiled == rep.compiled
     assert again.summary["cost"]["cached_answers_used"] == DEV * len(rep.candidates)
-
-
-class FailingAfter:
-    """The real downstream, failing from its ``n``-th call on (a model server going down)."""
-
-    def __init__(self, inner: LlamaCppDownstream, n: int) -> None:
-        self.inner, self.n, self.name, self.calls = inner, n, inner.name, 0
-        self.supports_loglik = True
-
-    @property
-    def key(self) -> str:
-        return self.inner.key
-
-    def generate(self, prompt: str, max_tokens: int) -> str:
-        raise AssertionError("not used for a loglik task")
-
-    def loglik(self, prompt, continuations):
-        if self.calls >= self.n:
-            raise ConnectionError("downstream went away")
-        self.calls += 1
-        return self.inner.loglik(prompt, continuations)
 
 
 def test_downstream_failing_mid_run_is_recorded_and_resumable(tmp_path, navigate, smol) -> None:
@@ -151,26 +102,6 @@ def test_downstream_failing_mid_run_is_recorded_and_resumable(tmp_path, navigate
     assert done.compiled == done.naive and "no candidate passed the guard" in done.chosen_reason
 
 
-# ------------------------------------------------------------------ bad input
-def _cli(capsys, *argv: str) -> tuple[int, str]:
-    rc = fipo_main(["compile", *argv, "--quiet"])
-    return rc, capsys.readouterr().err
-
-
-def test_bad_task_files_are_clear_errors(tmp_path, capsys, navigate) -> None:
-    empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"examples": []}))
-    rc, err = _cli(capsys, str(empty), "--output", str(tmp_path / "o1"))
-    assert rc == 2 and "'examples' is missing or not a non-empty list" in err
-    no_target = tmp_path / "nt.json"
-    no_target.write_text(json.dumps({"examples": [{"input": "2+2?"}]}))
-    rc, err = _cli(capsys, str(no_target), "--output", str(tmp_path / "o2"))
-    assert rc == 2 and "field 'target' is missing" in err
-    rc, err = _cli(capsys, str(navigate), "--dev-limit", "5000", "--output",
-                   str(tmp_path / "o3"))
-    assert rc == 2 and "--dev-limit 5000 is larger than the task's 1000 examples" in err
-
-
 def test_metric_that_raises_names_the_example(tmp_path, smol) -> None:
     def bad_metric(output: str, example: dict) -> float:
         raise KeyError("label")
@@ -186,35 +117,7 @@ def test_metric_that_raises_names_the_example(tmp_path, smol) -> None:
 
 
 # ------------------------------------------------------------------ LangChain templates
-def test_prompt_template_round_trip() -> None:
-    tmpl = PromptTemplate.from_template(
-        "Classify the sentiment of the review.\n\nReview: {review}\nSentiment:")
-    naive, rebuild = template_instruction(tmpl)
-    assert naive == "Classify the sentiment of the review."
-    new = rebuild("Label the review {positive/negative}.")  # braces stay literal text
-    assert isinstance(new, PromptTemplate) and new.input_variables == ["review"]
-    assert new.format(review="great") == (
-        "Label the review {positive/negative}.\n\nReview: great\nSentiment:")
-    assert rebuild(naive).format(review="x") == tmpl.format(review="x")
-
-
-def test_chat_template_round_trip_keeps_other_messages() -> None:
-    tmpl = ChatPromptTemplate.from_messages([
-        ("system", "Classify the sentiment of the review as positive or negative."),
-        ("human", "Review: {review}"),
-        ("ai", "Sentiment:"),
-    ])
-    naive, rebuild = template_instruction(tmpl)
-    assert naive == "Classify the sentiment of the review as positive or negative."
-    new = rebuild("Read the review, then answer positive or negative.")
-    assert isinstance(new, ChatPromptTemplate)
-    assert new.input_variables == tmpl.input_variables
-    assert new.messages[1:] == tmpl.messages[1:]
-    msgs = new.format_messages(review="awful")
-    assert msgs[0].content == "Read the review, then answer positive or negative."
-    assert [m.content for m in msgs[1:]] == ["Review: awful", "Sentiment:"]
-
-
+@pytest.mark.slow
 def test_compile_prompt_chat_template_with_real_chat_model(downstream_chat) -> None:
     """A real LangChain chat model as downstream, a custom metric, and a scripted optimizer
     whose single rewrite either wins (returned as a ChatPromptTemplate) or loses to naive."""

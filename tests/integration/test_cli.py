@@ -1,4 +1,5 @@
-"""``fipo optimize`` end to end through the installed console script, on the real model."""
+"""``fipo optimize`` end to end through the installed console script, on the real model. Bad
+input files and model paths, rejected before any model loads, are in ``tests/unit/test_cli.py``."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 FIPO = shutil.which("fipo") or str(Path(sys.executable).parent / "fipo")
 
@@ -46,27 +45,6 @@ def test_optimize_file_resumes(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "resuming, 2 of 3" in second.stderr
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", "b", "c"]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{not json}\n", "in.jsonl:1: invalid JSON"),
-        ('{"id": 1, "prompt": ""}\n', "in.jsonl:1: field 'prompt' missing or empty"),
-    ],
-)
-def test_bad_input_file_names_file_and_line(tmp_path, content, message):
-    src = tmp_path / "in.jsonl"
-    src.write_text(content)
-    proc = run("optimize", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
-
-
-def test_bad_model_path_is_a_clear_error(tmp_path):
-    proc = run("optimize", "hello there", "--model", str(tmp_path / "missing.gguf"))
-    assert proc.returncode == 2
-    assert "model file not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_empty_prompt_is_a_clear_error():

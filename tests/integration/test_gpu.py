@@ -7,7 +7,7 @@ these tests check placement, dtype and CPU/GPU agreement, not rewrite quality (t
 on the real model in the CPU suite). The tokenizer comes from ``FIPO_TOKENIZER_DIR`` or, when the
 SmolLM2 GGUF is installed, from its dequantized copy.
 
-    FIPO_TOKENIZER_DIR=.gpu/tokenizer python -m pytest tests/test_gpu.py
+    FIPO_TOKENIZER_DIR=.gpu/tokenizer python -m pytest tests/integration/test_gpu.py
 """
 
 from __future__ import annotations
@@ -62,14 +62,16 @@ def test_optimizer_backend_runs_on_the_gpu_in_bf16(tiny_dir: str) -> None:
     backend = opt.backend
     param = next(backend.model.parameters())
     assert backend.device == "cuda" and param.is_cuda and param.dtype == torch.bfloat16
-    result = opt.optimize("List three uses of copper.")
+    # Random weights cannot keep a quoted phrase and a number word for word, so the guard
+    # rejects the greedy try, both seeded resamples run on the GPU and are rejected too, and
+    # the naive prompt is served with the greedy try's reasons.
+    naive = 'Translate "bonjour tout le monde" into English in 4 words.'
+    result = opt.optimize(naive)
     assert result.raw_output is not None
-    # Random weights rarely write a usable rewrite: then the guard rejects, both resamples run
-    # on the GPU, and the naive prompt is served.
-    if result.used_fallback:
-        assert result.attempts == 3 and result.optimized_prompt == "List three uses of copper."
-    else:
-        assert 1 <= result.attempts <= 3 and result.optimized_prompt
+    assert result.used_fallback and result.attempts == 3, result
+    assert result.optimized_prompt == naive and result.rejected_rewrite is not None
+    assert result.guard_reasons
+    assert result.fallback_reason == "guard_rejected: " + ", ".join(result.guard_reasons)
     assert opt.invoke({"prompt": "List three uses of copper.", "suffix": "\n-"}).endswith("\n-")
 
 
@@ -97,6 +99,7 @@ def test_hf_downstream_loglik_matches_the_cpu(tiny_dir: str) -> None:
         assert math.isfinite(g) and abs(g - c) < 1e-3 * max(1.0, abs(c))
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_train_in_bf16_on_the_gpu(tmp_path: Path, tiny_dir: str) -> None:
     import json
 

@@ -1,24 +1,23 @@
-"""``FIPOChatModel`` behaviour beyond the standard suites: which messages are rewritten, what
-is recorded, and that tools, structured output, streaming and callbacks pass through."""
+"""``FIPOChatModel`` behaviour beyond the standard suites, with a deterministic optimizer and a
+recording chat model: which messages are rewritten, what is recorded, and that tools,
+structured output, streaming and callbacks pass through. The real local models wrapped end
+to end are in ``tests/integration/test_integrations_chat_model.py``."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 from uuid import UUID
 
 import pytest
-from fakes import RewriteTableLLM
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.language_models import BaseChatModel, GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableBinding
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from fipo_middleware import FIPOOptimizer
 from integrations import METADATA_KEY, FIPOChatModel
+from tests.fakes import RewriteTableLLM, recording
 
 PARIS = "tell me about paris"
 PARIS_REWRITE = (
@@ -30,32 +29,10 @@ WEATHER_REWRITE = (
 )
 
 
-
-
 def table_optimizer() -> FIPOOptimizer:
     return FIPOOptimizer.from_llm(
         RewriteTableLLM(table={PARIS: PARIS_REWRITE, WEATHER: WEATHER_REWRITE})
     )
-
-
-class RecordingChatModel(GenericFakeChatModel):
-    """Scripted answers; remembers the messages and call kwargs it received."""
-
-    calls: list[tuple[list[BaseMessage], dict[str, Any]]] = Field(default_factory=list)
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        self.calls.append((list(messages), dict(kw)))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kw)
-
-    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
-
-
-def recording(*answers: AIMessage | str) -> RecordingChatModel:
-    return RecordingChatModel(messages=itertools.cycle(answers or ["ok"]))
 
 
 CONVERSATION = [
@@ -214,40 +191,9 @@ def test_wrapped_model_run_nests_under_ours_and_event_is_dispatched() -> None:
     assert name == "fipo_optimization" and data["optimized_prompt"] == PARIS_REWRITE
 
 
-def test_standard_params_are_forwarded_to_a_copy_of_the_wrapped_model(
-    downstream_chat: BaseChatModel,
-) -> None:
-    chat = FIPOChatModel(
-        optimizer=table_optimizer(), model=downstream_chat, max_tokens=5, stop=["\n"],
-        temperature=0.0,
-    )
-    assert chat.model.max_tokens == 5 and chat.model.stop == ["\n"]
-    assert downstream_chat.max_tokens == 24 and downstream_chat.stop is None  # not mutated
-    assert chat.model.client is downstream_chat.client  # the loaded GGUF is shared
-    ls = chat._get_ls_params()
-    assert ls["ls_provider"] == "fipo" and ls["ls_max_tokens"] == 5
-
-
 def test_blank_human_message_passes_through() -> None:
     inner = recording()
     chat = FIPOChatModel(optimizer=table_optimizer(), model=inner)
     [record] = chat.invoke([HumanMessage("   ")]).response_metadata[METADATA_KEY]
     assert inner.calls[0][0][-1].content == "   "
     assert record["fallback_reason"].startswith("nothing_to_optimize")
-
-
-def test_real_local_models_end_to_end(
-    base_optimizer: FIPOOptimizer, downstream_chat: BaseChatModel
-) -> None:
-    """SmolLM2 optimizer + SmolLM2 answerer over llama.cpp: the answer records exactly what the
-    optimizer produced for the instruction (often the naive prompt: the untuned base model's
-    rewrites are mostly rejected by the guard)."""
-    naive = "List three uses of a paperclip."
-    chat = FIPOChatModel(optimizer=base_optimizer, model=downstream_chat)
-    answer = chat.invoke([SystemMessage("Be brief."), HumanMessage(naive)])
-    assert isinstance(answer, AIMessage) and answer.text.strip()
-    [record] = answer.response_metadata[METADATA_KEY]
-    expected = base_optimizer.optimize(naive)
-    assert record["naive_prompt"] == naive
-    assert record["optimized_prompt"] == expected.optimized_prompt
-    assert record["fallback_reason"] == expected.fallback_reason

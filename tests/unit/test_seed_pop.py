@@ -4,14 +4,14 @@ usable by the project's own guard."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from fipo_middleware.guard import check_rewrite
+from tests import REPO
 from training.pop import load_pop
 
-SEED = Path(__file__).resolve().parents[1] / "training" / "seed"
+SEED = REPO / "training" / "seed"
 
 
 @pytest.fixture(scope="module")

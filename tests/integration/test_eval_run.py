@@ -41,6 +41,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.slow
 def test_reports_exist_and_agree(first_run, task_paths) -> None:
     res, _ = first_run
     files = res.files
@@ -75,6 +76,7 @@ def test_reports_exist_and_agree(first_run, task_paths) -> None:
     assert mpimg.imread(files["chart"]).shape[0] > 100
 
 
+@pytest.mark.slow
 def test_prompts_keep_input_and_options_byte_for_byte(first_run, task_paths) -> None:
     res, _ = first_run
     tasks = {t.name: t for t in (sample(load_task(p), LIMIT, 0) for p in task_paths)}
@@ -92,6 +94,7 @@ def test_prompts_keep_input_and_options_byte_for_byte(first_run, task_paths) -> 
             assert set(r["scores"]) == {"exact", "normalized", "numeric"}
 
 
+@pytest.mark.slow
 def test_rerun_is_served_from_cache(first_run, task_paths, smollm2_path, base_optimizer) -> None:
     res, calls = first_run
     assert calls > 0
@@ -107,6 +110,7 @@ def test_rerun_is_served_from_cache(first_run, task_paths, smollm2_path, base_op
     assert again.examples == res.examples
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_only_missing_work(first_run, task_paths, smollm2_path,
                                                   tmp_path) -> None:
     res, _ = first_run
@@ -150,6 +154,7 @@ def test_loglik_matches_a_full_forward_pass(smol) -> None:
         assert total < 0
 
 
+@pytest.mark.slow
 def test_langchain_downstreams_use_the_letter_scorer(tmp_path, downstream_llm,
                                                     downstream_chat) -> None:
     task = tmp_path / "capitals.jsonl"
@@ -190,6 +195,7 @@ def test_cli_eval_and_bad_file(tmp_path, task_paths, capsys) -> None:
     assert str(bad) in err and "'target_scores'" in err
 
 
+@pytest.mark.slow
 def test_hf_downstream_agrees_with_llamacpp(smollm2_path: Path, smol) -> None:
     """The transformers built-in on the same SmolLM2 weights (the GGUF, dequantized by
     transformers): greedy generation works and the option ranking matches llama.cpp's."""

@@ -1,6 +1,7 @@
 """Real TRL steps on SmolLM2 (the bundled GGUF, dequantized once by transformers), on the CPU:
 SFT, DPO, IPO, one IPL round, a falling loss on a tiny overfit set, and resume after a kill.
-Sequences are short and max_steps tiny so the module stays around a couple of minutes."""
+Sequences are short and max_steps tiny so the module stays around a couple of minutes.
+Bad training configs, rejected before any model loads: ``tests/unit/test_training_train.py``."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from fipo_middleware.errors import ModelLoadError
+from tests import FIXTURES
 from training.config import TrainConfig
 from training.pop import load_pop
 from training.train import resolve_base, train
 
-FIX = Path(__file__).parent / "fixtures"
+pytestmark = pytest.mark.slow  # every test runs real TRL steps
 
 SFT_ROWS = [
     {"prompt": "Rewrite the prompt: what is 12 times 7\n",
@@ -95,12 +96,6 @@ def test_dpo_continues_an_sft_adapter_with_it_as_reference(tmp_path: Path,
     assert any(not (before[k] == after[k]).all() for k in before)
 
 
-def test_init_adapter_must_be_an_adapter_dir(tmp_path: Path) -> None:
-    data = _jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
-    with pytest.raises(ModelLoadError, match="not a LoRA adapter directory"):
-        train(_cfg(tmp_path, "dpo", data, "smollm2", init_adapter=str(tmp_path)))
-
-
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, base_dir: str) -> None:
     from transformers import TrainerCallback
 
@@ -123,7 +118,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, base_dir: s
 
 
 def test_one_ipl_round(tmp_path: Path, base_dir: str) -> None:
-    cfg = _cfg(tmp_path, "ipl", str(FIX / "pop_small.jsonl"), base_dir, max_steps=2,
+    cfg = _cfg(tmp_path, "ipl", str(FIXTURES / "pop_small.jsonl"), base_dir, max_steps=2,
                per_device_train_batch_size=1, max_length=320, ipl_rounds=1, ipl_limit=2,
                ipl_max_new_tokens=12, learning_rate=5e-4)
     res = train(cfg)

@@ -1,23 +1,19 @@
 """``FIPOMiddleware`` in a real LangChain v1 agent (``create_agent``): a scripted chat model
-drives a tool-calling loop; the optimizer is the real local SmolLM2 one, and a deterministic
-one where the test needs the text to actually change."""
+drives a tool-calling loop behind a deterministic optimizer, so the text actually changes. The
+same loop with the real local SmolLM2 optimizer is in ``tests/integration``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from fakes import RewriteTableLLM
 from langchain.agents import create_agent
-from langchain_core.language_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatResult
-from langchain_core.tools import tool
+from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
-from pydantic import Field
 
 from fipo_middleware import FIPOOptimizer
 from integrations import FIPOMiddleware
+from tests.fakes import RewriteTableLLM, ScriptedToolModel, get_weather, tool_round
 
 SYSTEM = "You are a weather assistant. Use the tools."
 NAIVE = "what is the weather in paris"
@@ -26,36 +22,6 @@ REWRITE = (
 )
 SECOND = "and in rome"
 SECOND_REWRITE = "Find the current weather in Rome and report it in one sentence."
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Current weather in a city."""
-    return f"It is sunny and 21 C in {city}."
-
-
-class ScriptedToolModel(GenericFakeChatModel):
-    """Plays back AIMessages (tool calls, then an answer) and records what it was sent."""
-
-    received: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        self.received.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kw)
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedToolModel:
-        return self
-
-
-def tool_round(city: str, call_id: str) -> list[AIMessage]:
-    return [
-        AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": city}, "id": call_id}]),
-        AIMessage(f"It is sunny in {city}."),
-    ]
-
-
 
 
 @pytest.fixture
@@ -91,32 +57,6 @@ def assert_only_humans_changed(sent: list[BaseMessage], state: list[BaseMessage]
         assert got.id == orig.id and got.type == orig.type
         if orig.type != "human":
             assert got == orig
-
-
-def test_agent_tool_loop_with_real_optimizer(base_optimizer: FIPOOptimizer) -> None:
-    model = ScriptedToolModel(messages=iter(tool_round("Paris", "call-1")))
-    agent = create_agent(
-        model, [get_weather], system_prompt=SYSTEM, middleware=[FIPOMiddleware(base_optimizer)]
-    )
-    out = agent.invoke({"messages": [HumanMessage(NAIVE)]})
-
-    # The loop ran: tool call -> tool result -> final answer.
-    assert [m.type for m in out["messages"]] == ["human", "ai", "tool", "ai"]
-    assert isinstance(out["messages"][2], ToolMessage) and "sunny" in out["messages"][2].text
-    assert out["messages"][-1].text == "It is sunny in Paris."
-
-    # Both model calls received the optimizer's output for the instruction (cached and
-    # deterministic; the untuned base model may well have fallen back to the naive prompt).
-    expected = base_optimizer.optimize(NAIVE).optimized_prompt
-    assert len(model.received) == 2
-    for sent in model.received:
-        assert human_texts(sent) == [expected]
-    assert_only_humans_changed(model.received[1], out["messages"][:3])
-
-    # The state keeps what the user wrote, and records both texts.
-    assert out["messages"][0].text == NAIVE
-    record = out["fipo_optimizations"][out["messages"][0].id]
-    assert record["naive_prompt"] == NAIVE and record["optimized_prompt"] == expected
 
 
 def test_instruction_changes_and_is_optimized_once(

@@ -13,6 +13,8 @@ from training.config import TrainConfig
 from training.export import VERIFY_PROMPTS, export, hf_to_gguf
 from training.train import resolve_base, train
 
+pytestmark = pytest.mark.slow  # trains, converts to GGUF, compares
+
 ROWS = [
     {"prompt": "Rewrite the prompt: what is 12 times 7\n",
      "completion": "Compute 12 times 7 and reply with the number only."},

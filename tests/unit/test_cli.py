@@ -1,0 +1,41 @@
+"""``fipo optimize`` through the installed console script, on input it rejects before loading
+any model: clear errors naming the file and line, exit status 2, no traceback. (The console
+script runs under the unit tier's import guard too; see ``tests/unit/conftest.py``.)"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIPO = shutil.which("fipo") or str(Path(sys.executable).parent / "fipo")
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FIPO, *args], capture_output=True, text=True, input=stdin, timeout=600, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json}\n", "in.jsonl:1: invalid JSON"),
+        ('{"id": 1, "prompt": ""}\n', "in.jsonl:1: field 'prompt' missing or empty"),
+    ],
+)
+def test_bad_input_file_names_file_and_line(tmp_path, content, message):
+    src = tmp_path / "in.jsonl"
+    src.write_text(content)
+    proc = run("optimize", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_model_path_is_a_clear_error(tmp_path):
+    proc = run("optimize", "hello there", "--model", str(tmp_path / "missing.gguf"))
+    assert proc.returncode == 2
+    assert "model file not found" in proc.stderr and "Traceback" not in proc.stderr
