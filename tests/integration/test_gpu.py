@@ -29,7 +29,7 @@ def _tokenizer_dir() -> Path:
     env = os.environ.get("FIPO_TOKENIZER_DIR")
     if env:
         return Path(env)
-    from training.train import resolve_base
+    from fipo_middleware.models import resolve_base
 
     return Path(resolve_base("smollm2"))
 

@@ -20,10 +20,12 @@ def test_trained_reward_model_loads_and_scores(tmp_path: Path) -> None:
     from training.verifier import VerifierConfig, train_verifier
 
     records = load_pop(REPO / "training" / "teacher" / "teacher_A.jsonl")[:12]
-    cfg = VerifierConfig(output_dir=str(tmp_path / "v"), max_steps=2,
+    cfg = VerifierConfig(output_dir=str(tmp_path / "v"), kind="reward-model", max_steps=2,
                          per_device_train_batch_size=2, max_length=128, save_steps=1)
     final = train_verifier(records, cfg)
-    assert (final / "config.json").is_file()
+    # an adapter (LoRA + score head), not a merged copy of the base
+    assert (final / "adapter_config.json").is_file() and not (final / "config.json").exists()
+    assert sum(f.stat().st_size for f in final.glob("*.safetensors")) < 40e6
     assert (tmp_path / "v" / "checkpoint-2").is_dir()  # a rerun resumes from here
     verifier = RewardModelVerifier(final, max_length=128)
     scores = verifier.score(NAIVE, [NAIVE, "Explain why cats purr.", "purr?"])

@@ -127,3 +127,30 @@ def test_a_rewrite_in_another_language_is_never_served() -> None:
     result = opt.optimize(naive)
     assert result.optimized_prompt == naive
     assert "changed_language" in result.guard_reasons
+
+
+def test_model_judge_resumes_by_pair_texts_and_records_bad_replies(tmp_path):
+    from langchain_core.language_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from evaluation.judge import judge_with_model
+
+    blind = [{"pair_id": "p0000", "A": "one", "B": "two"},
+             {"pair_id": "p0001", "A": "three", "B": "four"}]
+    path = tmp_path / "verdicts-j.jsonl"
+    replies = iter([AIMessage('{"verdict": "A", "task_changed": false, "reason": "r"}'),
+                    AIMessage("I prefer the first one.")])
+    got = judge_with_model(GenericFakeChatModel(messages=replies), blind, path, progress=False)
+    assert got[0]["verdict"] == "A"
+    assert "no JSON object" in got[1]["skip"]  # a recorded skip, never a silent tie
+    # rerun: the judged pair is reused, the skipped one is asked again; a pair id that now
+    # holds other texts (another --seed or source) is judged afresh, not served the old verdict
+    blind[0] = {"pair_id": "p0000", "A": "two", "B": "one"}
+    replies = iter([AIMessage('{"verdict": "B", "task_changed": false, "reason": "r"}'),
+                    AIMessage('{"verdict": "tie", "task_changed": true, "reason": "r"}')])
+    again = judge_with_model(GenericFakeChatModel(messages=replies), blind, path,
+                             progress=False)
+    assert [r["verdict"] for r in again] == ["B", "tie"]
+    unchanged = judge_with_model(GenericFakeChatModel(messages=iter([])), blind, path,
+                                 progress=False)
+    assert [r["verdict"] for r in unchanged] == ["B", "tie"]

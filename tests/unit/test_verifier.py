@@ -53,5 +53,44 @@ def test_verifier_pairs_rank_judged_wins_over_leaving_the_prompt_alone() -> None
 def test_missing_reward_model_is_a_clear_error(tmp_path: Path) -> None:
     from fipo_middleware.errors import ModelLoadError
 
-    with pytest.raises(ModelLoadError, match="fipo train verifier"):
+    with pytest.raises(ModelLoadError, match="fipo train-verifier"):
         RewardModelVerifier(tmp_path)
+
+
+
+# ---------------------------------------------------------------- feature verifier (real fit)
+def test_feature_verifier_fits_teacher_pairs_and_ranks_known_failures(tmp_path: Path) -> None:
+    from fipo_middleware.verifier import FeatureVerifier, load_verifier
+    from tests import REPO
+    from training.pop import load_pop
+    from training.verifier import VerifierConfig, train_verifier
+
+    records = load_pop(REPO / "training" / "teacher" / "teacher_B.jsonl")[:300]
+    path = train_verifier(records, VerifierConfig(output_dir=str(tmp_path)))
+    fit = __import__("json").loads(path.read_text())
+    assert fit["holdout_pairs"] > 0 and fit["holdout_accuracy"] > 0.7  # chance is 0.5
+    v = load_verifier(path)
+    assert isinstance(v, FeatureVerifier)
+    naive = ("Summarize the notes below for the team.\n"
+             "- the launch moved from May 3 to May 17 because of the QA backlog\n"
+             "- Dana owns the release checklist and will send it on Friday")
+    dropped = "Summarize the launch notes for the team in one sentence."
+    kept = naive + "\nGroup the summary by decision, owner and date."
+    s_naive, s_dropped, s_kept = v.score(naive, [naive, dropped, kept])
+    assert s_dropped < s_naive  # pasted input dropped and a length cap added: worse
+    assert s_kept > s_dropped
+
+
+def test_bad_feature_verifier_file_is_a_clear_error(tmp_path: Path) -> None:
+    from fipo_middleware.errors import ModelLoadError
+    from fipo_middleware.verifier import FeatureVerifier, load_verifier
+
+    bad = tmp_path / "v.json"
+    bad.write_text('{"weights": {"no_such_feature": 1.0}}')
+    with pytest.raises(ModelLoadError, match="no_such_feature"):
+        FeatureVerifier(bad)
+    bad.write_text("not json")
+    with pytest.raises(ModelLoadError, match="train one with"):
+        FeatureVerifier(bad)
+    with pytest.raises(ModelLoadError, match="no verifier at"):
+        load_verifier(tmp_path / "missing")

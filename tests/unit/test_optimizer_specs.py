@@ -1,0 +1,54 @@
+"""Optimizer specs for ``fipo eval*``: lazy, and keyed by what they would load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaluation.optimizers import parse_optimizer
+from fipo_middleware.errors import FIPOError
+from fipo_middleware.models import default_adapter_path
+
+
+def test_lora_on_the_bundled_base_shares_the_default_cache_key() -> None:
+    adapter = default_adapter_path()
+    if adapter is None:
+        pytest.skip("no adapter bundled in this build")
+    spec = parse_optimizer(f"mine=gguf:+{adapter},languages=en", retries=4)
+    assert spec.name == "mine"
+    # the same files and settings as `fipo`, so the same cached rewrites
+    assert spec.key == parse_optimizer("fipo").key
+    # without the default's retries and language limit it is another optimizer
+    assert parse_optimizer(f"gguf:+{adapter}").key != parse_optimizer("fipo").key
+    assert parse_optimizer(f"gguf:+{adapter}").name == Path(adapter).stem
+
+
+def test_a_different_adapter_gets_a_different_key(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    assert parse_optimizer(f"gguf:+{a}").key != parse_optimizer(f"gguf:+{b}").key
+    assert "+none:" in parse_optimizer(f"gguf:{a}").key
+
+
+def test_unknown_spec_names_the_grammar() -> None:
+    with pytest.raises(FIPOError, match=r"gguf:PATH\[\+LORA\]"):
+        parse_optimizer("ollama:llama3")
+
+
+def test_options_change_the_key_and_are_checked(tmp_path: Path) -> None:
+    plain = parse_optimizer("fipo").key
+    append = parse_optimizer("fipo,mode=append")
+    assert append.name == "fipo" and append.key != plain and ":mode=append" in append.key
+    assert parse_optimizer("v=fipo,languages=any").name == "v"
+    assert parse_optimizer("fipo,languages=any").key != plain
+    with pytest.raises(FIPOError, match="mode must be rewrite or append"):
+        parse_optimizer("fipo,mode=paraphrase")
+    with pytest.raises(FIPOError, match="bad option"):
+        parse_optimizer("fipo,temperature=2")
+    with pytest.raises(FIPOError, match="no verifier folder"):
+        parse_optimizer(f"fipo,verifier={tmp_path / 'missing'}")
+    with pytest.raises(FIPOError, match="naive takes no options"):
+        parse_optimizer("naive,mode=append")
+
