@@ -30,11 +30,17 @@ def _build_optimizer(args: argparse.Namespace) -> Any:
         common["max_words"] = args.max_words
     if args.retries is not None:
         common["retries"] = args.retries
+    if args.mode != "rewrite":
+        common["mode"] = args.mode
     if args.model:
+        if args.verify:
+            raise SystemExit("fipo optimize: --verify serves the bundled default; with --model "
+                             "use the Python API (FIPOOptimizer(verifier=...))")
         return FIPOOptimizer.from_gguf(
             args.model, lora_path=args.lora, dialect=args.dialect, n_ctx=args.n_ctx, **common
         )
-    return FIPOOptimizer.default(use_adapter=not args.no_adapter, n_ctx=args.n_ctx, **common)
+    return FIPOOptimizer.default(use_adapter=not args.no_adapter, verify=args.verify,
+                                 n_ctx=args.n_ctx, **common)
 
 
 def _read_jsonl_inputs(path: Path) -> list[dict[str, Any]]:
@@ -63,6 +69,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         raise SystemExit("fipo optimize: --input needs --output FILE.jsonl")
     if args.text is not None:
         text = sys.stdin.read() if args.text == "-" else args.text
+        if not text.strip():  # before loading any model: nothing to optimize
+            from fipo_middleware.errors import InvalidPromptError
+
+            raise InvalidPromptError("the naive prompt is empty")
         opt = _build_optimizer(args)
         result = opt.optimize(text)
         if args.json:
@@ -124,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--strict", action="store_true", help="fail instead of falling back")
+    p.add_argument("--mode", default="rewrite", choices=["rewrite", "append"],
+                   help="rewrite: the full rewrite; append: the naive prompt verbatim plus the "
+                        "rewrite's complementary guidance")
+    p.add_argument("--verify", action="store_true",
+                   help="serve a rewrite only when the bundled verifier scores it above the "
+                        "naive prompt (FIPOOptimizer.default(verify=True))")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)

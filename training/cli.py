@@ -94,6 +94,26 @@ def cmd_pop_mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pop_mine_judged(args: argparse.Namespace) -> int:
+    from evaluation.calibrate import judged_rows, parse_run
+    from training.mine import judged_records
+    from training.pop import load_pop, save_pop
+
+    pop = load_pop(*args.pop)
+    records = []
+    for spec in args.run:
+        name, texts, verdicts = parse_run(spec)
+        rows = judged_rows(args.prompts, texts, verdicts, seed=args.seed)
+        got, counts = judged_records(rows, pop, run=name, judges=len(verdicts))
+        records += got
+        print(f"fipo pop mine-judged: {name}: " + ", ".join(
+            f"{k}={counts[k]}" for k in ("win", "tie", "lose", "skip")) + f" -> {len(got)} records",
+            file=sys.stderr)
+    save_pop(args.output, records)
+    print(f"fipo pop mine-judged: {len(records)} records -> {args.output}", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------- train / export
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import train
@@ -207,6 +227,18 @@ def add_subcommands(sub: Any) -> None:
     m.add_argument("--limit", type=int, default=None)
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=cmd_pop_mine)
+
+    j = pop_sub.add_parser("mine-judged",
+                           help="judged rewrites of POP prompts (fipo eval-judge vs naive) -> "
+                                "POP records: losses as rejected, wins as chosen")
+    j.add_argument("prompts", help="the prompts file eval-judge ran on (ids = POP record ids)")
+    j.add_argument("--pop", required=True, nargs="+", help="the POP file(s) the prompts came from")
+    j.add_argument("--run", required=True, action="append",
+                   metavar="NAME=TEXTS.jsonl:VERDICTS.jsonl[:VERDICTS.jsonl]",
+                   help="a judged run and its judges' verdicts; repeat per run")
+    j.add_argument("--seed", type=int, default=0, help="the eval-judge seed of the runs")
+    j.add_argument("--output", required=True, help="POP JSONL (written atomically)")
+    j.set_defaults(func=cmd_pop_mine_judged)
 
     # fipo train METHOD
     t = sub.add_parser("train", help="fine-tune the optimizer (TRL; LoRA or full)")

@@ -103,3 +103,39 @@ def mine(
         stats.prompts += 1
         stats.mined += len(mined)
     return stats
+
+
+# ---------------------------------------------------------------------------- judged mining
+def judged_records(rows: Iterable[dict[str, Any]], pop: Iterable[POPRecord], *, run: str,
+                   judges: int) -> tuple[list[POPRecord], Counter[str]]:
+    """The optimizer's rewrites of POP naive prompts, judged blind against the naive prompt
+    (``evaluation.calibrate.judged_rows``, judges combined), as POP records: IPL's idea with a
+    strong judge as the discriminator.
+
+    - a judged loss: ``chosen`` = the record's own chosen prompt, ``rejected`` = the rewrite
+      (``metadata.failure = "judged_loss"``, the judges' reason kept);
+    - a judged win: ``chosen`` = the rewrite, no rejected (``judged.chosen_vs_naive = "win"``);
+    - ties and identical texts teach nothing here and are counted only.
+    """
+    by_id = {r.id: r for r in pop}
+    out: list[POPRecord] = []
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts[row["outcome"]] += 1
+        src = by_id.get(row["id"])
+        if src is None:
+            raise FIPOError(f"judged row {row['id']!r} names no record of the POP files given")
+        meta = {k: src.metadata[k] for k in ("category", "language") if k in src.metadata}
+        meta.update(mined_from=run, task_changed=row["task_changed"])
+        if row["outcome"] == "lose":
+            out.append(POPRecord(
+                id=f"{src.id}@{run}", naive_prompt=src.naive_prompt, chosen=src.chosen,
+                rejected=row["candidate"], source="mined-judged",
+                metadata={**meta, "failure": "judged_loss",
+                          "judged": {"rejected_vs_naive": "lose", "judges": judges}}))
+        elif row["outcome"] == "win":
+            out.append(POPRecord(
+                id=f"{src.id}@{run}", naive_prompt=src.naive_prompt, chosen=row["candidate"],
+                source="mined-judged",
+                metadata={**meta, "judged": {"chosen_vs_naive": "win", "judges": judges}}))
+    return out, counts

@@ -47,6 +47,13 @@ def test_optimize_file_resumes(tmp_path):
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", "b", "c"]
 
 
-def test_empty_prompt_is_a_clear_error():
-    proc = run("optimize", "   ")
-    assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+def test_optimize_verify_serves_only_what_the_verifier_backs():
+    proc = run("optimize", "--verify", "--json", "tell me about mount everest")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["attempts"] == 1  # one greedy candidate: the latency budget
+    if out["optimized_prompt"] != out["naive_prompt"]:
+        assert out["fallback_reason"] is None and out["verifier_margin"] is not None
+    else:  # the guard or the verifier said no, and says which
+        assert out["fallback_reason"].startswith(("verifier:", "guard_rejected"))

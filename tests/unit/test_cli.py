@@ -39,3 +39,9 @@ def test_bad_model_path_is_a_clear_error(tmp_path):
     proc = run("optimize", "hello there", "--model", str(tmp_path / "missing.gguf"))
     assert proc.returncode == 2
     assert "model file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_empty_prompt_is_a_clear_error():
+    # rejected before any model loads (the unit tier forbids llama_cpp in subprocesses too)
+    proc = run("optimize", "   ")
+    assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
