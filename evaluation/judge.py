@@ -96,14 +96,17 @@ Source = Callable[[JudgePrompt], dict[str, Any]]
 
 
 def file_source(path: str | Path) -> Source:
-    """Precomputed texts: a JSONL of ``id`` and ``prompt`` (e.g. another tool's rewrites)."""
+    """Precomputed texts: a JSONL of ``id`` and ``prompt`` (e.g. another tool's rewrites), or
+    the ``texts-<source>.jsonl`` an earlier ``eval-judge`` run wrote (``id``, ``text``)."""
     texts = {str(r.get("id")): r for _, r in iter_jsonl(path, "source texts")}
 
     def get(p: JudgePrompt) -> dict[str, Any]:
-        row = texts.get(p.id)
-        if row is None or not isinstance(row.get("prompt"), str):
-            raise DataFormatError(f"{path}: no 'prompt' for id {p.id!r}")
-        return {"text": row["prompt"], "fallback_reason": row.get("fallback_reason")}
+        row = texts.get(p.id) or {}
+        text = row.get("prompt", row.get("text"))
+        if not isinstance(text, str):
+            raise DataFormatError(f"{path}: no 'prompt' (or 'text') for id {p.id!r}")
+        return {"text": text, "fallback_reason": row.get("fallback_reason"),
+                **{k: row[k] for k in ("latency_ms", "attempts") if k in row}}
 
     return get
 
@@ -116,7 +119,8 @@ def optimizer_source(optimizer: Any) -> Source:
             return {"text": p.prompt, "fallback_reason": None}
         text, result = optimizer.rewrite(p.prompt)
         return {"text": text, "fallback_reason": result.fallback_reason,
-                "latency_ms": round(result.latency_s * 1000, 1)}
+                "latency_ms": round(result.latency_s * 1000, 1), "attempts": result.attempts,
+                "verifier_margin": result.verifier_margin}
 
     return get
 

@@ -73,11 +73,17 @@ def optimizer_key(opt: Any) -> str:
     if opt.languages is not None:
         key += f":lang={'+'.join(opt.languages)}"
     if opt.verifier is not None:
-        folder = Path(getattr(opt.verifier, "path", ""))
-        weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-        ident = "+".join(_file_id(w) for w in weights) or repr(opt.verifier)
-        key += f":verifier={ident}@{float(opt.verifier_margin)}"
+        key += f":verifier={_verifier_id(opt.verifier)}@{float(opt.verifier_margin)}"
     return key
+
+
+def _verifier_id(verifier: Any) -> str:
+    """Content fingerprint of a verifier's weights (a feature .json or a reward-model folder)."""
+    path = Path(getattr(verifier, "path", ""))
+    if path.is_file():
+        return _file_id(path)
+    weights = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    return "+".join(_file_id(w) for w in weights) or repr(verifier)
 
 
 OPTION_KEYS = ("mode", "verifier", "margin", "languages")
@@ -98,8 +104,8 @@ def _parse_options(text: str, spec: str) -> dict[str, str]:
             float(opts["margin"])
         except ValueError:
             raise FIPOError(f"optimizer {spec!r}: margin must be a number") from None
-    if "verifier" in opts and not Path(opts["verifier"]).is_dir():
-        raise FIPOError(f"optimizer {spec!r}: no verifier folder {opts['verifier']}")
+    if "verifier" in opts and not Path(opts["verifier"]).exists():
+        raise FIPOError(f"optimizer {spec!r}: no verifier at {opts['verifier']}")
     return opts
 
 
@@ -115,14 +121,11 @@ def _option_kwargs(opts: dict[str, str]) -> tuple[dict[str, Any], str]:
         kw["languages"] = None if langs == "any" else tuple(langs.split("+"))
         key += f":lang={langs}"
     if "verifier" in opts:
-        from fipo_middleware.verifier import RewardModelVerifier
+        from fipo_middleware.verifier import load_verifier
 
-        folder = Path(opts["verifier"])
-        weights = sorted(folder.glob("*.safetensors"))
-        kw["verifier"] = RewardModelVerifier(folder)
-        kw["verifier_margin"] = float(opts.get("margin", 0.0))
-        key += (f":verifier={'+'.join(_file_id(w) for w in weights) or folder}"
-                f"@{kw['verifier_margin']}")
+        kw["verifier"] = load_verifier(opts["verifier"])
+        kw["verifier_margin"] = float(opts.get("margin", getattr(kw["verifier"], "margin", 0.0)))
+        key += f":verifier={_verifier_id(kw['verifier'])}@{kw['verifier_margin']}"
     return kw, key
 
 

@@ -66,6 +66,9 @@ class VerifierConfig:
     learning_rate: float = field(default=1e-4, metadata={"help": "LoRA learning rate"})
     max_length: int = field(default=384, metadata={"help": "tokens per pair text"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (alpha = 2r)"})
+    on_policy_weight: int = field(default=20, metadata={
+        "help": "features: count each record mined from the optimizer's own judged rewrites "
+                "(source mined-judged) N times; the teacher POP outnumbers them ~40:1"})
     logging_steps: int = field(default=5, metadata={"help": "log every N steps"})
     save_steps: int = field(default=25, metadata={"help": "checkpoint every N steps (resume)"})
     seed: int = field(default=0, metadata={"help": "shuffle and init seed"})
@@ -98,7 +101,9 @@ def train_verifier(records: Iterable[POPRecord], cfg: VerifierConfig) -> Path:
     (resuming from the last checkpoint in ``cfg.output_dir``) and write ``final/``."""
     if cfg.kind == "features":
         out = Path(cfg.output_dir) / FEATURE_FILE
-        train_feature_verifier(records, out, seed=cfg.seed)
+        weighted = [r for r in records
+                    for _ in range(cfg.on_policy_weight if r.source == "mined-judged" else 1)]
+        train_feature_verifier(weighted, out, seed=cfg.seed)
         return out
     if cfg.kind != "reward-model":
         raise DataFormatError(f"verifier kind must be features or reward-model, got {cfg.kind!r}")

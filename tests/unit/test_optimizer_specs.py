@@ -47,7 +47,7 @@ def test_options_change_the_key_and_are_checked(tmp_path: Path) -> None:
         parse_optimizer("fipo,mode=paraphrase")
     with pytest.raises(FIPOError, match="bad option"):
         parse_optimizer("fipo,temperature=2")
-    with pytest.raises(FIPOError, match="no verifier folder"):
+    with pytest.raises(FIPOError, match="no verifier at"):
         parse_optimizer(f"fipo,verifier={tmp_path / 'missing'}")
     with pytest.raises(FIPOError, match="naive takes no options"):
         parse_optimizer("naive,mode=append")
