@@ -206,7 +206,9 @@ class HFDownstream:
                 if dtype == "auto" and self.gguf_file:
                     dtype = torch.float32
                 self._model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            from fipo_middleware.models import hf_device
+
+            device = hf_device(self.device)
             self._model.to(device).eval()
         return self._model, self._tokenizer
 

@@ -129,3 +129,39 @@ def resolve_base(base: str) -> str:
         key = f"{p.stem}-{file_digest(p)}"
         return str(materialize_gguf(p, cache_dir() / "hf" / key))
     return base
+
+
+# ---------------------------------------------------------------------------- HF device / dtype
+def hf_device(device: str | None = None) -> str:
+    """The device an HF model runs on: the one asked for, else CUDA, MPS, CPU."""
+    import torch
+
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def hf_dtype(device: str, dtype: object = "auto") -> object:
+    """``auto``: bf16 on a CUDA device that supports it, else fp32 (CPU and MPS kernels for
+    bf16 are slow or missing); a string names a torch dtype."""
+    import torch
+
+    if dtype == "auto":
+        cuda = device.startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if isinstance(dtype, str):
+        return getattr(torch, dtype)
+    return dtype
+
+
+def train_precision() -> dict[str, bool]:
+    """TRL/HF Trainer precision flags for this machine: bf16 where CUDA supports it, else the
+    CPU."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"bf16": bool(cuda and torch.cuda.is_bf16_supported()), "use_cpu": not cuda}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fipo_middleware.errors import DataFormatError, ModelLoadError
-from fipo_middleware.models import resolve_base
+from fipo_middleware.models import hf_device, hf_dtype, resolve_base
 from training.config import TrainConfig
 from training.data import columns_for, load_rows
 from training.trl_args import make_trainer, resume_checkpoint
@@ -30,11 +30,10 @@ RUN_INFO = "fipo_train.json"
 # The GGUF -> HF base (resolve_base, materialize_gguf) lives in fipo_middleware.models,
 # because the verifier loads it too.
 def load_model_and_tokenizer(base: str) -> tuple[Any, Any]:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_base(base)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    dtype = hf_dtype(hf_device())
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)

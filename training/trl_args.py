@@ -47,15 +47,15 @@ def shared_fields(trl_config_cls: type) -> list[str]:
 def trl_kwargs(cfg: TrainConfig, trl_config_cls: type, output_dir: str | os.PathLike[str],
                **overrides: Any) -> dict[str, Any]:
     """The keyword arguments of ``trl_config_cls`` for this run (see the module docstring)."""
-    import torch
+    from fipo_middleware.models import train_precision
 
-    cuda = torch.cuda.is_available()
+    precision = train_precision()
     kwargs: dict[str, Any] = {name: getattr(cfg, name) for name in shared_fields(trl_config_cls)}
     kwargs.update(
         output_dir=str(output_dir),
-        bf16=cfg.bf16 if cfg.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported()),
+        bf16=cfg.bf16 if cfg.bf16 is not None else precision["bf16"],
         fp16=False,
-        use_cpu=not cuda,
+        use_cpu=precision["use_cpu"],
         save_strategy="steps",
         **overrides,
     )

@@ -74,12 +74,12 @@ class VerifierConfig:
     seed: int = field(default=0, metadata={"help": "shuffle and init seed"})
 
     def reward_config(self) -> Any:
-        import torch
         from trl import RewardConfig
 
-        cuda = torch.cuda.is_available()
+        from fipo_middleware.models import train_precision
+
         return RewardConfig(
-            bf16=bool(cuda and torch.cuda.is_bf16_supported()), fp16=False, use_cpu=not cuda,
+            **train_precision(), fp16=False,
             output_dir=self.output_dir, max_steps=self.max_steps,
             per_device_train_batch_size=self.per_device_train_batch_size,
             learning_rate=self.learning_rate, max_length=self.max_length,

@@ -25,14 +25,10 @@ def _import_hf() -> tuple[Any, Any]:
 
 
 def resolve_device(device: str | None) -> str:
-    torch, _ = _import_hf()
-    if device:
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    _import_hf()  # a clear error when the hf extra is missing
+    from fipo_middleware.models import hf_device
+
+    return hf_device(device)
 
 
 class TransformersBackend:
@@ -50,17 +46,16 @@ class TransformersBackend:
         adapter_path: str | os.PathLike[str] | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        torch, transformers = _import_hf()
+        _, transformers = _import_hf()
         self.device = resolve_device(device)
         self._lock = threading.Lock()
         if isinstance(model, (str, os.PathLike)):
             name = str(model)
             if Path(name).expanduser().exists() is False and os.sep in name:
                 raise ModelLoadError(f"model path not found: {name}")
-            if dtype == "auto":
-                dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-            elif isinstance(dtype, str):
-                dtype = getattr(torch, dtype)
+            from fipo_middleware.models import hf_dtype
+
+            dtype = hf_dtype(self.device, dtype)
             kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
             if gguf_file:
                 kwargs["gguf_file"] = gguf_file
