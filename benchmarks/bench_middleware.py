@@ -73,8 +73,7 @@ def test_feature_verifier_scores_a_candidate(benchmark):
     from fipo_middleware.verifier import FeatureVerifier
 
     path = default_verifier_path()
-    if path is None:
-        pytest.skip("no verifier bundled in this build")
+    assert path is not None, "fipo_middleware/weights/fipo-verifier.json is missing"
     v = FeatureVerifier(path)
     rewrite = ("Classify the sentiment of this review as positive, negative or neutral: the "
                "food was cold and the waiter rude.")

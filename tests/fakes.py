@@ -166,3 +166,29 @@ class FailingAfter:
             raise ConnectionError("downstream went away")
         self.calls += 1
         return self.inner.loglik(prompt, continuations)
+
+
+# ---------------------------------------------------------------- shared assertions / files
+def human_texts(messages: list[BaseMessage]) -> list[str]:
+    return [m.text for m in messages if m.type == "human"]
+
+
+def assert_only_humans_changed(sent: list[BaseMessage], state: list[BaseMessage],
+                               system: str) -> None:
+    """The model got the state's conversation (plus the system prompt), with only human
+    message text replaced: AI and tool messages identical."""
+    assert sent[0].type == "system" and sent[0].text == system
+    assert len(sent) == len(state) + 1
+    for got, orig in zip(sent[1:], state, strict=False):
+        assert got.id == orig.id and got.type == orig.type
+        if orig.type != "human":
+            assert got == orig
+
+
+def write_jsonl(path: Any, rows: list[dict[str, Any]]) -> str:
+    """Rows to a JSONL file; returns its path as a string (what the CLIs and configs take)."""
+    import json
+    from pathlib import Path
+
+    Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)

@@ -4,29 +4,20 @@ SmolLM2 optimizer (llama.cpp): a scripted chat model drives the tool-calling loo
 from __future__ import annotations
 
 from langchain.agents import create_agent
-from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 
 from fipo_middleware import FIPOOptimizer
 from integrations import FIPOMiddleware
-from tests.fakes import ScriptedToolModel, get_weather, tool_round
+from tests.fakes import (
+    ScriptedToolModel,
+    assert_only_humans_changed,
+    get_weather,
+    human_texts,
+    tool_round,
+)
 
 SYSTEM = "You are a weather assistant. Use the tools."
 NAIVE = "what is the weather in paris"
-
-
-def human_texts(messages: list[BaseMessage]) -> list[str]:
-    return [m.text for m in messages if m.type == "human"]
-
-
-def assert_only_humans_changed(sent: list[BaseMessage], state: list[BaseMessage]) -> None:
-    """The model got the state's conversation (plus the system prompt), with only human
-    message text replaced: AI and tool messages identical."""
-    assert sent[0].type == "system" and sent[0].text == SYSTEM
-    assert len(sent) == len(state) + 1
-    for got, orig in zip(sent[1:], state, strict=False):
-        assert got.id == orig.id and got.type == orig.type
-        if orig.type != "human":
-            assert got == orig
 
 
 def test_agent_tool_loop_with_real_optimizer(base_optimizer: FIPOOptimizer) -> None:
@@ -47,7 +38,7 @@ def test_agent_tool_loop_with_real_optimizer(base_optimizer: FIPOOptimizer) -> N
     assert len(model.received) == 2
     for sent in model.received:
         assert human_texts(sent) == [expected]
-    assert_only_humans_changed(model.received[1], out["messages"][:3])
+    assert_only_humans_changed(model.received[1], out["messages"][:3], SYSTEM)
 
     # The state keeps what the user wrote, and records both texts.
     assert out["messages"][0].text == NAIVE

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import FIXTURES
+from tests.fakes import write_jsonl
 from training.config import TrainConfig
 from training.pop import load_pop
 from training.train import resolve_base, train
@@ -34,11 +35,6 @@ PREF_ROWS = [
 ]
 
 
-def _jsonl(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
 @pytest.fixture(scope="session")
 def base_dir(smollm2_path: Path) -> str:
     """The SmolLM2 GGUF as an HF directory (cached under ~/.cache/fipo, FIPO_CACHE)."""
@@ -55,7 +51,7 @@ def _cfg(tmp: Path, method: str, data: str, base: str, **kw) -> TrainConfig:
 
 
 def test_sft_loss_falls_on_a_tiny_overfit_set(tmp_path: Path, base_dir: str) -> None:
-    data = _jsonl(tmp_path / "sft.jsonl", SFT_ROWS)
+    data = write_jsonl(tmp_path / "sft.jsonl", SFT_ROWS)
     res = train(_cfg(tmp_path, "sft", data, base_dir, max_steps=10))
     assert res.global_step == 10 and len(res.losses) == 10
     assert all(math.isfinite(x) for x in res.losses)
@@ -68,7 +64,7 @@ def test_sft_loss_falls_on_a_tiny_overfit_set(tmp_path: Path, base_dir: str) -> 
 @pytest.mark.parametrize("method", ["dpo", "ipo"])
 def test_dpo_and_ipo_steps_have_finite_losses(tmp_path: Path, base_dir: str,
                                               method: str) -> None:
-    data = _jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
+    data = write_jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
     res = train(_cfg(tmp_path, method, data, base_dir, max_steps=2, learning_rate=5e-4))
     assert res.global_step == 2
     assert len(res.losses) == 2 and all(math.isfinite(x) for x in res.losses)
@@ -82,9 +78,9 @@ def test_dpo_continues_an_sft_adapter_with_it_as_reference(tmp_path: Path,
                                                             base_dir: str) -> None:
     from safetensors.torch import load_file
 
-    sft = train(_cfg(tmp_path, "sft", _jsonl(tmp_path / "sft.jsonl", SFT_ROWS), base_dir,
+    sft = train(_cfg(tmp_path, "sft", write_jsonl(tmp_path / "sft.jsonl", SFT_ROWS), base_dir,
                      max_steps=3, lora_dropout=0.0))
-    data = _jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
+    data = write_jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
     res = train(_cfg(tmp_path, "dpo", data, base_dir, max_steps=2, learning_rate=5e-4,
                      init_adapter=str(sft.final_dir)))
     # The SFT adapter moved the model off the base, so ln 2 at step 1 means the reference is
@@ -104,7 +100,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, base_dir: s
             if state.global_step == 3:
                 raise KeyboardInterrupt("simulated kill")
 
-    data = _jsonl(tmp_path / "sft.jsonl", SFT_ROWS)
+    data = write_jsonl(tmp_path / "sft.jsonl", SFT_ROWS)
     cfg = _cfg(tmp_path, "sft", data, base_dir, max_steps=5, save_steps=2, resume="auto")
     with pytest.raises(KeyboardInterrupt):
         train(cfg, callbacks=[Kill()])

@@ -8,12 +8,19 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from fipo_middleware import FIPOOptimizer
 from integrations import FIPOMiddleware
-from tests.fakes import RewriteTableLLM, ScriptedToolModel, get_weather, tool_round
+from tests.fakes import (
+    RewriteTableLLM,
+    ScriptedToolModel,
+    assert_only_humans_changed,
+    get_weather,
+    human_texts,
+    tool_round,
+)
 
 SYSTEM = "You are a weather assistant. Use the tools."
 NAIVE = "what is the weather in paris"
@@ -44,21 +51,6 @@ def count_optimize(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def human_texts(messages: list[BaseMessage]) -> list[str]:
-    return [m.text for m in messages if m.type == "human"]
-
-
-def assert_only_humans_changed(sent: list[BaseMessage], state: list[BaseMessage]) -> None:
-    """The model got the state's conversation (plus the system prompt), with only human
-    message text replaced: AI and tool messages identical."""
-    assert sent[0].type == "system" and sent[0].text == SYSTEM
-    assert len(sent) == len(state) + 1
-    for got, orig in zip(sent[1:], state, strict=False):
-        assert got.id == orig.id and got.type == orig.type
-        if orig.type != "human":
-            assert got == orig
-
-
 def test_instruction_changes_and_is_optimized_once(
     table_optimizer: FIPOOptimizer, count_optimize: list[str]
 ) -> None:
@@ -69,7 +61,7 @@ def test_instruction_changes_and_is_optimized_once(
     out = agent.invoke({"messages": [{"role": "user", "content": NAIVE}]})
 
     assert [human_texts(sent) for sent in model.received] == [[REWRITE], [REWRITE]]
-    assert_only_humans_changed(model.received[1], out["messages"][:3])
+    assert_only_humans_changed(model.received[1], out["messages"][:3], SYSTEM)
     assert count_optimize == [NAIVE]  # two model calls, one optimization
     [record] = out["fipo_optimizations"].values()
     assert record["optimized_prompt"] == REWRITE and record["used_fallback"] is False

@@ -3,12 +3,12 @@ are in ``tests/integration/test_training_train.py``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from fipo_middleware.errors import ModelLoadError
+from tests.fakes import write_jsonl
 from training.config import TrainConfig
 from training.train import train
 
@@ -19,11 +19,6 @@ PREF_ROWS = [
 ]
 
 
-def _jsonl(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
 def _cfg(tmp: Path, method: str, data: str, base: str, **kw) -> TrainConfig:
     return TrainConfig(method=method, data=data, output_dir=str(tmp / method), base=base,
                        max_steps=2, per_device_train_batch_size=2, max_length=64,
@@ -31,6 +26,6 @@ def _cfg(tmp: Path, method: str, data: str, base: str, **kw) -> TrainConfig:
 
 
 def test_init_adapter_must_be_an_adapter_dir(tmp_path: Path) -> None:
-    data = _jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
+    data = write_jsonl(tmp_path / "dpo.jsonl", PREF_ROWS)
     with pytest.raises(ModelLoadError, match="not a LoRA adapter directory"):
         train(_cfg(tmp_path, "dpo", data, "smollm2", init_adapter=str(tmp_path)))
