@@ -17,7 +17,6 @@ model object, or a zero-argument factory returning one).
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -300,45 +299,30 @@ class LangChainDownstream:
         raise BackendError(f"{self.name}: LangChain models give no log-likelihoods")
 
 
-def _import_attr(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    if not module or not attr:
-        raise FIPOError(f"expected 'module:attribute', got {ref!r}")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def load_langchain_model(ref: str) -> Any:
     """``module:attribute`` -> a LangChain model (calls a factory with no arguments)."""
-    from langchain_core.language_models import BaseLanguageModel
+    from fipo_middleware.specs import ModelSpec, load_langchain
 
-    obj = _import_attr(ref)
-    if not isinstance(obj, BaseLanguageModel) and callable(obj):
-        obj = obj()
-    if not isinstance(obj, BaseLanguageModel):
-        raise FIPOError(f"{ref} is not a LangChain LLM or chat model")
-    return obj
+    return load_langchain(ModelSpec("lc", ref, text=ref))
 
 
 def parse_downstream(spec: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> Downstream:
+    """``[NAME=]SPEC`` in the one model grammar (``fipo_middleware.specs``)."""
+    from fipo_middleware.specs import load_langchain, parse_model_spec
+
     name, sep, body = spec.partition("=")
     if not sep:
         name, body = "", spec
-    if body == "smollm2":
+    m = parse_model_spec(body, what="downstream").require(
+        "smollm2", "gguf", "hf", "lc", "provider", what="downstream", lora=False)
+    if m.kind == "smollm2" or (m.kind == "gguf" and m.path is None):
         return LlamaCppDownstream(name=name or "smollm2", n_ctx=n_ctx, n_threads=n_threads)
-    kind, _, rest = body.partition(":")
-    if kind == "gguf" and rest:
-        return LlamaCppDownstream(rest, name=name or None, n_ctx=n_ctx, n_threads=n_threads)
-    if kind == "hf" and rest:
-        return HFDownstream(rest, name=name or None)
-    if kind == "lc" and rest:
-        return LangChainDownstream(load_langchain_model(rest), name=name or None)
-    raise FIPOError(
-        f"unknown downstream {spec!r}; use smollm2, gguf:PATH, hf:MODEL or lc:module:attr "
-        "(optionally NAME=SPEC)"
-    )
+    if m.kind == "gguf":
+        return LlamaCppDownstream(m.path, name=name or None, n_ctx=n_ctx, n_threads=n_threads)
+    if m.kind == "hf":
+        return HFDownstream(m.target, name=name or None)
+    model = load_langchain(m, temperature=0) if m.kind == "provider" else load_langchain(m)
+    return LangChainDownstream(model, name=name or (m.target if m.kind == "provider" else None))
 
 
 def as_downstream(model: Any, name: str | None = None) -> Downstream:

@@ -178,33 +178,33 @@ def parse_optimizer(
             name or body, key,
             lambda: FIPOOptimizer.default(use_adapter=use_adapter, **common),
         )
-    kind, _, rest = body.partition(":")
-    if kind == "gguf" and rest:
+    from fipo_middleware.specs import ModelSpecError, load_langchain, parse_model_spec
+
+    try:
+        m = parse_model_spec(body, what="optimizer")
+    except ModelSpecError as e:
+        raise ModelSpecError(f"{e} (or naive, base, fipo; optionally NAME=SPEC, then "
+                             ",mode=append ,verifier=DIR ,margin=X ,languages=en)") from None
+    m.require("smollm2", "gguf", "lc", "provider", what="optimizer")
+    if m.kind in ("smollm2", "gguf"):
         from fipo_middleware.models import smollm2_gguf_path
         from fipo_middleware.optimizer import FIPOOptimizer
 
         # gguf:MODEL, gguf:MODEL+LORA, or gguf:+LORA (a LoRA on the bundled SmolLM2)
-        model_part, plus, lora_part = rest.partition("+")
-        path = Path(model_part) if model_part else smollm2_gguf_path()
-        lora = Path(lora_part) if plus and lora_part else None
+        path = m.path or smollm2_gguf_path()
+        lora = Path(m.lora).expanduser() if m.lora else None
         return OptimizerSpec(
             name or (lora or path).stem,
             f"llama.cpp:{_file_id(path)}+{_file_id(lora)}:chat:{settings}:guard={GUARD_VERSION}"
             f"{extra_key}",
             lambda: FIPOOptimizer.from_gguf(path, lora_path=lora, **common),
         )
-    if kind == "lc" and rest:
-        from evaluation.downstream import load_langchain_model
-        from fipo_middleware.optimizer import FIPOOptimizer
+    from fipo_middleware.optimizer import FIPOOptimizer
 
-        model = load_langchain_model(rest)
-        opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words,
-                                     retries=n_retries, **extra)
-        return OptimizerSpec(name or rest.split(":")[-1], optimizer_key(opt), lambda: opt, opt)
-    raise FIPOError(
-        f"unknown optimizer {spec!r}; use naive, base, fipo, gguf:PATH[+LORA] or lc:module:attr "
-        "(optionally NAME=SPEC, then ,mode=append ,verifier=DIR ,margin=X ,languages=en)"
-    )
+    model = load_langchain(m, temperature=0) if m.kind == "provider" else load_langchain(m)
+    opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words,
+                                 retries=n_retries, **extra)
+    return OptimizerSpec(name or m.target.split(":")[-1], optimizer_key(opt), lambda: opt, opt)
 
 
 def as_optimizer(name: str, value: Any) -> OptimizerSpec:

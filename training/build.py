@@ -77,18 +77,16 @@ def local_chat_model(
 
 
 def model_from_spec(spec: str, *, max_tokens: int = 256) -> Any:
-    """CLI model spec: ``smollm2`` / a ``.gguf`` path (llama.cpp) or ``provider:model`` (any
-    LangChain chat model via ``langchain.chat_models.init_chat_model``, e.g.
-    ``openai:gpt-4o``; credentials come from the provider's usual environment variables)."""
-    if spec in ("smollm2", "default"):
-        return local_chat_model(max_tokens=max_tokens)
-    if spec.endswith(".gguf"):
-        return local_chat_model(spec, max_tokens=max_tokens)
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as e:
-        raise SystemExit(f"model spec {spec!r} needs the 'langchain' package") from e
-    return init_chat_model(spec, temperature=0)
+    """A chat model from the one model grammar (``fipo_middleware.specs``): ``smollm2`` or a
+    GGUF (llama.cpp), ``lc:module:attr``, or ``provider:model`` (any LangChain chat model via
+    ``init_chat_model``, e.g. ``openai:gpt-4o``; credentials from the provider's usual
+    environment variables)."""
+    from fipo_middleware.specs import load_langchain, parse_model_spec
+
+    m = parse_model_spec(spec).require("smollm2", "gguf", "lc", "provider", lora=False)
+    if m.kind in ("smollm2", "gguf"):
+        return local_chat_model(m.path, max_tokens=max_tokens)
+    return load_langchain(m, temperature=0) if m.kind == "provider" else load_langchain(m)
 
 
 _LOCKS: dict[int, threading.Lock] = {}

@@ -75,10 +75,3 @@ class LangChainBackend:
         except Exception as e:
             raise BackendError(f"{type(self.model).__name__} failed: {e}") from e
         return self._text(result)
-
-    async def agenerate(self, prompt: MetaPrompt, params: DecodingParams) -> str:
-        try:
-            result = await self.model.ainvoke(self._input(prompt), stop=list(params.stop) or None)
-        except Exception as e:
-            raise BackendError(f"{type(self.model).__name__} failed: {e}") from e
-        return self._text(result)

@@ -13,6 +13,12 @@ from fipo_middleware.backends.base import DecodingParams, MetaPrompt
 from fipo_middleware.errors import BackendError, ModelLoadError
 
 
+def _looks_like_path(name: str) -> bool:
+    """A hub id is ``org/name``: one slash, no leading ``/``, ``~`` or ``.``."""
+    return (name.startswith(("/", "~", ".")) or name.count("/") > 1
+            or (os.sep != "/" and os.sep in name))
+
+
 def _import_hf() -> tuple[Any, Any]:
     try:
         import torch
@@ -46,13 +52,18 @@ class TransformersBackend:
         adapter_path: str | os.PathLike[str] | None = None,
         trust_remote_code: bool = False,
     ) -> None:
+        # Bad paths are named before torch is imported: that import alone takes seconds and
+        # fails with its own error on a machine without the hf extra.
+        if isinstance(model, (str, os.PathLike)):
+            name = str(model)
+            if not Path(name).expanduser().exists() and _looks_like_path(name):
+                raise ModelLoadError(f"model path not found: {name}")
+        if adapter_path and not Path(adapter_path).expanduser().exists():
+            raise ModelLoadError(f"adapter path not found: {adapter_path}")
         _, transformers = _import_hf()
         self.device = resolve_device(device)
         self._lock = threading.Lock()
         if isinstance(model, (str, os.PathLike)):
-            name = str(model)
-            if Path(name).expanduser().exists() is False and os.sep in name:
-                raise ModelLoadError(f"model path not found: {name}")
             from fipo_middleware.models import hf_dtype
 
             dtype = hf_dtype(self.device, dtype)

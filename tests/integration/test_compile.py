@@ -120,7 +120,7 @@ def test_metric_that_raises_names_the_example(tmp_path, smol) -> None:
 @pytest.mark.slow
 def test_compile_prompt_chat_template_with_real_chat_model(downstream_chat) -> None:
     """A real LangChain chat model as downstream, a custom metric, and a scripted optimizer
-    whose single rewrite either wins (returned as a ChatPromptTemplate) or loses to naive."""
+    whose single rewrite is served only when its measured gain's lower bound is above zero."""
     tmpl = ChatPromptTemplate.from_messages([
         ("system", "Reply."),
         ("human", "What is the capital of {country}?"),
@@ -143,8 +143,12 @@ def test_compile_prompt_chat_template_with_real_chat_model(downstream_chat) -> N
     assert len(seen) == 2 * len(examples)  # naive + one candidate, every example
     assert rep.summary["metric"] == "contains"
     assert [c["case"] for c in rep.candidates] == ["naive", "naive_only"]
+    # The gate's decision must follow from the measured interval, and the returned object
+    # from the decision: a mismatch in either direction fails.
+    gain = rep.candidates[1]["gain"]
+    assert rep.improved == (gain["ci_low"] > 0)
     if rep.improved:
         assert out.format_messages(country="x")[0].content == rep.compiled
-        assert rep.candidates[1]["gain"]["ci_low"] > 0
+        assert rep.compiled == "Reply with the name of the city only."
     else:
-        assert out is tmpl
+        assert out is tmpl and rep.compiled == "Reply."

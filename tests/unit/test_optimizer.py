@@ -119,3 +119,18 @@ def test_no_retries_without_the_guard():
     backend = RecordingBackend("The sentiment is negative.", "unused")
     result = FIPOOptimizer(backend=backend, retries=3, use_guard=False).optimize(NAIVE)
     assert result.attempts == 1 and result.optimized_prompt == "The sentiment is negative."
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"model": "/no/such/model-dir"}, "model path not found: /no/such/model-dir"),
+    ({"model": "./missing-model"}, "model path not found: ./missing-model"),
+    ({"model": "HuggingFaceTB/SmolLM2-135M-Instruct", "adapter_path": "/no/such/adapter"},
+     "adapter path not found: /no/such/adapter"),
+])
+def test_from_transformers_names_a_bad_path_before_importing_torch(kwargs, match):
+    # The unit tier blocks torch/transformers imports, so reaching them would raise
+    # ModelRuntimeImportError instead of the ModelLoadError asserted here.
+    from fipo_middleware.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=match):
+        FIPOOptimizer.from_transformers(**kwargs)

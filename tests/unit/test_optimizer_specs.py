@@ -33,6 +33,9 @@ def test_a_different_adapter_gets_a_different_key(tmp_path: Path) -> None:
 
 def test_unknown_spec_names_the_grammar() -> None:
     with pytest.raises(FIPOError, match=r"gguf:PATH\[\+LORA\]"):
+        parse_optimizer("llama3")
+    # provider:model goes to init_chat_model; its integration package is not installed here
+    with pytest.raises(FIPOError, match=r"cannot load 'ollama:llama3': "):
         parse_optimizer("ollama:llama3")
 
 
