@@ -132,10 +132,32 @@ def _add_compile(subparsers: Any) -> None:
     c.set_defaults(func=cmd_compile)
 
 
+def judge_model(spec: str) -> Any:
+    """A judge in the model grammar: ``lc:module:attr`` or ``provider:model``. The older bare
+    ``module:attr`` still loads when ``module`` imports and has ``attr`` (deprecated)."""
+    import importlib
+    import warnings
+
+    from fipo_middleware.specs import ModelSpec, load_langchain, parse_model_spec
+
+    m = parse_model_spec(spec, what="judge").require("lc", "provider", what="judge")
+    if m.kind == "provider":
+        module, _, attr = m.target.partition(":")
+        try:
+            legacy = hasattr(importlib.import_module(module), attr.split(".")[0])
+        except ImportError:
+            legacy = False
+        if not legacy:
+            return load_langchain(m, temperature=0)
+        warnings.warn(f"--judge {spec}: a bare module:attr is deprecated; write lc:{spec}",
+                      DeprecationWarning, stacklevel=2)
+        m = ModelSpec("lc", m.target, text=spec)
+    return load_langchain(m)
+
+
 def cmd_eval_judge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from evaluation.downstream import load_langchain_model
     from evaluation.judge import (
         build_report,
         import_verdicts,
@@ -156,7 +178,7 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
     for ref in args.judge or []:
         name, sep, body = ref.partition("=")
         name, body = (name, body) if sep else (ref.split(":")[-1], ref)
-        judges[name] = judge_with_model(load_langchain_model(body), blind,
+        judges[name] = judge_with_model(judge_model(body), blind,
                                         out / f"verdicts-{name}.jsonl", not args.quiet)
     for path in args.import_verdicts or []:
         judges[Path(path).stem] = import_verdicts(path, key)
@@ -268,7 +290,7 @@ def add_subcommands(subparsers: Any) -> None:
                    help="source scored: an --optimizer spec or file:PATH (default: fipo)")
     j.add_argument("--second", default="naive", metavar="SPEC",
                    help="source compared against (default: naive)")
-    j.add_argument("--judge", action="append", metavar="[NAME=]module:attr",
+    j.add_argument("--judge", action="append", metavar="[NAME=]lc:module:attr|provider:model",
                    help="a LangChain chat model as judge; repeat for two judges")
     j.add_argument("--import-verdicts", action="append", metavar="FILE",
                    help="verdicts JSONL (pair_id, verdict A/B/tie, task_changed) from an "

@@ -183,8 +183,12 @@ def parse_optimizer(
     try:
         m = parse_model_spec(body, what="optimizer")
     except ModelSpecError as e:
-        raise ModelSpecError(f"{e} (or naive, base, fipo; optionally NAME=SPEC, then "
-                             ",mode=append ,verifier=DIR ,margin=X ,languages=en)") from None
+        if not str(e).startswith("unknown"):
+            raise
+        raise ModelSpecError(
+            f"unknown optimizer {body!r}; use naive, base, fipo, smollm2, gguf:PATH[+LORA], "
+            "lc:module:attr or provider:model (optionally NAME=SPEC, then ,mode=append "
+            ",verifier=DIR ,margin=X ,languages=en)") from None
     m.require("smollm2", "gguf", "lc", "provider", what="optimizer")
     if m.kind in ("smollm2", "gguf"):
         from fipo_middleware.models import smollm2_gguf_path

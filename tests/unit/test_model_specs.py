@@ -84,3 +84,16 @@ def test_unknown_optimizer_lists_the_optimizer_names_too():
         parse_optimizer("llama3")
     with pytest.raises(ModelSpecError, match="unknown downstream 'llama3'"):
         parse_downstream("llama3")
+
+
+def test_judge_specs_use_the_grammar_and_keep_the_bare_form_working():
+    from langchain_core.language_models import FakeListChatModel
+
+    from evaluation.cli import judge_model
+
+    assert isinstance(judge_model("lc:tests.unit.test_model_specs:fake_chat"), FakeListChatModel)
+    with pytest.deprecated_call(match="write lc:tests.unit.test_model_specs:fake_chat"):
+        legacy = judge_model("tests.unit.test_model_specs:fake_chat")
+    assert isinstance(legacy, FakeListChatModel)
+    with pytest.raises(ModelSpecError, match="judge 'hf:x' is a hf spec"):
+        judge_model("hf:x")
