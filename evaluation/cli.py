@@ -147,12 +147,11 @@ def judge_model(spec: str) -> Any:
             legacy = hasattr(importlib.import_module(module), attr.split(".")[0])
         except ImportError:
             legacy = False
-        if not legacy:
-            return load_langchain(m, temperature=0)
-        warnings.warn(f"--judge {spec}: a bare module:attr is deprecated; write lc:{spec}",
-                      DeprecationWarning, stacklevel=2)
-        m = ModelSpec("lc", m.target, text=spec)
-    return load_langchain(m)
+        if legacy:
+            warnings.warn(f"--judge {spec}: a bare module:attr is deprecated; write lc:{spec}",
+                          DeprecationWarning, stacklevel=2)
+            m = ModelSpec("lc", m.target, text=spec)
+    return load_langchain(m, temperature=0)
 
 
 def cmd_eval_judge(args: argparse.Namespace) -> int:

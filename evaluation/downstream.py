@@ -12,7 +12,7 @@ real model calls (tests use it to prove a resumed run does no new generation).
 
 Spec strings for the CLI (:func:`parse_downstream`), each optionally ``NAME=SPEC``:
 ``smollm2`` | ``gguf:PATH`` | ``hf:MODEL_ID_OR_PATH`` | ``lc:module:attribute`` (an LLM/chat
-model object, or a zero-argument factory returning one).
+model object, or a zero-argument factory returning one) | ``provider:model``.
 """
 
 from __future__ import annotations
@@ -299,13 +299,6 @@ class LangChainDownstream:
         raise BackendError(f"{self.name}: LangChain models give no log-likelihoods")
 
 
-def load_langchain_model(ref: str) -> Any:
-    """``module:attribute`` -> a LangChain model (calls a factory with no arguments)."""
-    from fipo_middleware.specs import ModelSpec, load_langchain
-
-    return load_langchain(ModelSpec("lc", ref, text=ref))
-
-
 def parse_downstream(spec: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> Downstream:
     """``[NAME=]SPEC`` in the one model grammar (``fipo_middleware.specs``)."""
     from fipo_middleware.specs import load_langchain, parse_model_spec
@@ -321,7 +314,7 @@ def parse_downstream(spec: str, *, n_ctx: int = 2048, n_threads: int | None = No
         return LlamaCppDownstream(m.path, name=name or None, n_ctx=n_ctx, n_threads=n_threads)
     if m.kind == "hf":
         return HFDownstream(m.target, name=name or None)
-    model = load_langchain(m, temperature=0) if m.kind == "provider" else load_langchain(m)
+    model = load_langchain(m, temperature=0)
     return LangChainDownstream(model, name=name or (m.target if m.kind == "provider" else None))
 
 

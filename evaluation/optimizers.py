@@ -205,7 +205,7 @@ def parse_optimizer(
         )
     from fipo_middleware.optimizer import FIPOOptimizer
 
-    model = load_langchain(m, temperature=0) if m.kind == "provider" else load_langchain(m)
+    model = load_langchain(m, temperature=0)
     opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words,
                                  retries=n_retries, **extra)
     return OptimizerSpec(name or m.target.split(":")[-1], optimizer_key(opt), lambda: opt, opt)

@@ -86,7 +86,7 @@ def model_from_spec(spec: str, *, max_tokens: int = 256) -> Any:
     m = parse_model_spec(spec).require("smollm2", "gguf", "lc", "provider", lora=False)
     if m.kind in ("smollm2", "gguf"):
         return local_chat_model(m.path, max_tokens=max_tokens)
-    return load_langchain(m, temperature=0) if m.kind == "provider" else load_langchain(m)
+    return load_langchain(m, temperature=0)
 
 
 _LOCKS: dict[int, threading.Lock] = {}
