@@ -178,21 +178,15 @@ def parse_optimizer(
             name or body, key,
             lambda: FIPOOptimizer.default(use_adapter=use_adapter, **common),
         )
-    from fipo_middleware.specs import ModelSpecError, load_langchain, parse_model_spec
+    from fipo_middleware.optimizer import FIPOOptimizer
+    from fipo_middleware.specs import load_langchain, parse_model_spec
 
-    try:
-        m = parse_model_spec(body, what="optimizer")
-    except ModelSpecError as e:
-        if not str(e).startswith("unknown"):
-            raise
-        raise ModelSpecError(
-            f"unknown optimizer {body!r}; use naive, base, fipo, smollm2, gguf:PATH[+LORA], "
-            "lc:module:attr or provider:model (optionally NAME=SPEC, then ,mode=append "
-            ",verifier=DIR ,margin=X ,languages=en)") from None
+    m = parse_model_spec(body, what="optimizer", grammar=(
+        "naive, base, fipo, smollm2, gguf:PATH[+LORA], lc:module:attr or provider:model "
+        "(optionally NAME=SPEC, then ,mode=append ,verifier=DIR ,margin=X ,languages=en)"))
     m.require("smollm2", "gguf", "lc", "provider", what="optimizer")
     if m.kind in ("smollm2", "gguf"):
         from fipo_middleware.models import smollm2_gguf_path
-        from fipo_middleware.optimizer import FIPOOptimizer
 
         # gguf:MODEL, gguf:MODEL+LORA, or gguf:+LORA (a LoRA on the bundled SmolLM2)
         path = m.path or smollm2_gguf_path()
@@ -203,8 +197,6 @@ def parse_optimizer(
             f"{extra_key}",
             lambda: FIPOOptimizer.from_gguf(path, lora_path=lora, **common),
         )
-    from fipo_middleware.optimizer import FIPOOptimizer
-
     model = load_langchain(m, temperature=0)
     opt = FIPOOptimizer.from_llm(model, decoding=decoding, max_words=max_words,
                                  retries=n_retries, **extra)

@@ -52,7 +52,8 @@ class ModelSpec:
         return self
 
 
-def parse_model_spec(text: str, *, what: str = "model") -> ModelSpec:
+def parse_model_spec(text: str, *, what: str = "model", grammar: str = GRAMMAR) -> ModelSpec:
+    """``grammar``: what the unknown-spec error lists (a verb's own names, e.g. ``naive``)."""
     s = text.strip()
     if s in ("smollm2", "default"):
         return ModelSpec("smollm2", text=text)
@@ -72,7 +73,7 @@ def parse_model_spec(text: str, *, what: str = "model") -> ModelSpec:
         return ModelSpec("lc", rest, text=text)
     if sep and prefix and rest and "/" not in prefix and " " not in s:
         return ModelSpec("provider", s, text=text)
-    raise ModelSpecError(f"unknown {what} {text!r}; use {GRAMMAR}")
+    raise ModelSpecError(f"unknown {what} {text!r}; use {grammar}")
 
 
 def _gguf(rest: str, text: str, what: str) -> ModelSpec:
