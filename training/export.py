@@ -17,8 +17,6 @@ adapter for llama.cpp's ``lora_path``; every export is verified against the HF m
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import os
@@ -246,26 +244,19 @@ def hf_greedy(model: Any, tokenizer: Any, prompt_ids: list[list[int]], max_token
 
 def llama_greedy(gguf_path: str | os.PathLike[str], prompt_ids: list[list[int]], max_tokens: int,
                  lora_path: str | os.PathLike[str] | None = None) -> list[str]:
-    from llama_cpp import Llama
+    """Greedy continuations from the serving backend itself, so verification checks what
+    ``FIPOOptimizer`` will load (the same loader, LoRA handling and errors)."""
+    from fipo_middleware.backends.base import DecodingParams
+    from fipo_middleware.backends.llamacpp import LlamaCppBackend
 
-    kwargs: dict[str, Any] = dict(model_path=str(gguf_path), n_ctx=1024, n_threads=2,
-                                  verbose=False, seed=0)
-    if lora_path:
-        kwargs["lora_path"] = str(lora_path)
-    sink = io.StringIO()
+    backend = LlamaCppBackend(gguf_path, lora_path=lora_path, n_ctx=1024, n_threads=2, seed=0)
+    # No stop strings: HF's reference stops only at EOS.
+    params = DecodingParams(max_tokens=max_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0,
+                            seed=0, stop=())
     try:
-        with contextlib.redirect_stderr(sink):
-            llm = Llama(**kwargs)
-    except Exception as e:
-        raise ModelLoadError(f"llama.cpp could not load {gguf_path} (LoRA {lora_path}): {e}")\
-            from e
-    outs = []
-    for ids in prompt_ids:
-        res = llm.create_completion(ids, max_tokens=max_tokens, temperature=0.0, top_k=1,
-                                    repeat_penalty=1.0, seed=0)
-        outs.append(res["choices"][0]["text"])
-    llm.close()
-    return outs
+        return [backend.complete(ids, params) for ids in prompt_ids]
+    finally:
+        backend.close()
 
 
 def verify_gguf(gguf_path: str | os.PathLike[str], model: Any, tokenizer: Any, *,

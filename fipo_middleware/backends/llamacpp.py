@@ -134,11 +134,15 @@ class LlamaCppBackend:
         return self._render(prompt)
 
     def generate(self, prompt: MetaPrompt, params: DecodingParams) -> str:
-        text = self._render(prompt)
+        return self.complete(self._render(prompt), params)
+
+    def complete(self, prompt: str | list[int], params: DecodingParams) -> str:
+        """A raw completion of rendered text or of token ids (export verification feeds the
+        ids HF tokenized, so both runtimes see the same tokens)."""
         with self._lock:
             try:
                 out = self.llama.create_completion(
-                    text,
+                    prompt,
                     max_tokens=params.max_tokens,
                     temperature=params.temperature,
                     top_p=params.top_p,
@@ -150,3 +154,8 @@ class LlamaCppBackend:
             except Exception as e:
                 raise BackendError(f"llama.cpp generation failed: {e}") from e
         return out["choices"][0]["text"]
+
+    def close(self) -> None:
+        """Free the model now instead of at garbage collection."""
+        with self._lock:
+            self.llama.close()
