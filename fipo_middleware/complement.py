@@ -45,11 +45,17 @@ def complement(naive_prompt: str, rewrite: str) -> str:
 def append_complement(naive_prompt: str, rewrite: str) -> str:
     """``naive_prompt`` followed by the complement of ``rewrite`` (the naive prompt itself when
     there is nothing to add)."""
-    extra = complement(naive_prompt, rewrite)
-    if not extra:
+    return join_guidance(naive_prompt, complement(naive_prompt, rewrite))
+
+
+def join_guidance(naive_prompt: str, guidance: str) -> str:
+    """``naive_prompt`` verbatim with ``guidance`` after it: the one layout append mode serves
+    and append-form training data is written in."""
+    guidance = guidance.strip()
+    if not guidance:
         return naive_prompt
     body = naive_prompt.rstrip()
     # A one-line request that ends a sentence takes the guidance on the same line; pasted
     # material (several lines) or an unfinished line gets it as its own paragraph.
     sep = " " if "\n" not in body and body[-1:] in ".?!" else "\n\n"
-    return body + sep + extra
+    return body + sep + guidance

@@ -59,6 +59,23 @@ def cmd_pop_diversify(args: argparse.Namespace) -> int:
     from training.pop import load_pop
 
     records = load_pop(*args.input)
+    if args.chosen_form == "append":
+        from training.pop import append_form
+
+        records, left_out = append_form(records)
+        print(f"fipo pop diversify: append form: {len(records)} records, left out "
+              + (", ".join(f"{k}={v}" for k, v in sorted(left_out.items())) or "none"),
+              file=sys.stderr)
+        if not records:
+            from fipo_middleware.errors import DataFormatError
+
+            raise DataFormatError("--chosen-form append: no record has metadata.edit keep, "
+                                  "minimal_fix, or a judged-win append/rewrite with guidance")
+    if args.max_chars:
+        n = len(records)
+        records = [r for r in records if len(r.naive_prompt) + len(r.chosen) <= args.max_chars]
+        print(f"fipo pop diversify: {n - len(records)} records over {args.max_chars} characters "
+              "left out", file=sys.stderr)
     data = diversify(records, seed=args.seed, dialect=args.dialect, mc_rate=args.mc_rate,
                      label_noise=args.label_noise)
     paths = write_datasets(data, args.output_dir)
@@ -212,6 +229,13 @@ def add_subcommands(sub: Any) -> None:
     d.add_argument("--dialect", default="chat", choices=["chat", "fipo-original"])
     d.add_argument("--mc-rate", type=float, default=0.5)
     d.add_argument("--label-noise", type=float, default=0.2)
+    d.add_argument("--chosen-form", default="written", choices=["written", "append"],
+                   help="written: chosen as the record has it; append: the naive prompt verbatim "
+                        "plus the teacher's guidance (keep/minimal_fix -> the naive prompt), the "
+                        "form --mode append serves")
+    d.add_argument("--max-chars", type=int, default=None,
+                   help="leave out records whose naive prompt + chosen exceed this many "
+                        "characters (they would be truncated at training's --max-length)")
     d.set_defaults(func=cmd_pop_diversify)
 
     m = pop_sub.add_parser("mine", help="POP + current optimizer -> its guard-rejected rewrites "

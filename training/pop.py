@@ -145,6 +145,39 @@ def load_pop(*paths: str | os.PathLike[str]) -> list[POPRecord]:
     return out
 
 
+def append_form(records: Iterable[POPRecord]) -> tuple[list[POPRecord], dict[str, int]]:
+    """Records whose chosen prompt is the naive prompt verbatim plus the teacher's guidance, the
+    form append mode serves, and a count of the records left out, by reason.
+
+    Teacher records say what they are in ``metadata.edit``: a ``keep`` or ``minimal_fix`` becomes
+    the naive prompt itself (append mode never edits the user's words), an ``append`` or
+    ``rewrite`` that its judge preferred to the naive prompt becomes naive + ``metadata.guidance``.
+    A rewrite with no guidance, or one that did not win, has nothing verbatim-safe to teach."""
+    from fipo_middleware.complement import join_guidance
+
+    kept: list[POPRecord] = []
+    skipped: dict[str, int] = {}
+    for rec in records:
+        edit = rec.metadata.get("edit")
+        judged = rec.metadata.get("judged") or {}
+        guidance = str(rec.metadata.get("guidance") or "").strip()
+        if edit in ("keep", "minimal_fix"):
+            chosen = rec.naive_prompt
+        elif edit in ("append", "rewrite") and guidance and judged.get("chosen_vs_naive") == "win":
+            chosen = join_guidance(rec.naive_prompt, guidance)
+        else:
+            reason = ("no_edit" if edit is None else "no_guidance" if not guidance
+                      else "not_a_win")
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        if chosen == rec.rejected:
+            skipped["chosen_is_rejected"] = skipped.get("chosen_is_rejected", 0) + 1
+            continue
+        kept.append(rec.model_copy(update={
+            "chosen": chosen, "metadata": {**rec.metadata, "chosen_form": "append"}}))
+    return kept, skipped
+
+
 def save_pop(path: str | os.PathLike[str], records: Iterable[POPRecord]) -> int:
     return write_jsonl_atomic(path, (r.model_dump() for r in records))
 
@@ -152,6 +185,7 @@ def save_pop(path: str | os.PathLike[str], records: Iterable[POPRecord]) -> int:
 __all__ = [
     "POPRecord",
     "TaskKind",
+    "append_form",
     "append_jsonl",
     "done_ids",
     "iter_pop",

@@ -65,3 +65,40 @@ def test_every_failure_label_uses_the_one_vocabulary() -> None:
     labels = Counter(r.metadata.get("failure") for r in load_pop(*TEACHER, *seed))
     unknown = {f for f in labels if f is not None and not set(f.split(",")) <= FAILURE_KINDS}
     assert not unknown, unknown
+
+
+def test_append_form_keeps_the_naive_prompt_verbatim() -> None:
+    from fipo_middleware.complement import join_guidance
+    from training.pop import append_form
+
+    records = load_pop(*TEACHER)
+    kept, skipped = append_form(records)
+    assert len(kept) + sum(skipped.values()) == len(records)
+    assert len(kept) >= 2500, skipped
+    by_id = {r.id: r for r in records}
+    wins_with_guidance = 0
+    for r in kept:
+        src = by_id[r.id]
+        # The user's words survive byte for byte: the chosen prompt starts with them.
+        assert r.chosen.startswith(src.naive_prompt.rstrip()), r.id
+        assert r.rejected == src.rejected and r.metadata["chosen_form"] == "append"
+        if src.metadata["edit"] in ("keep", "minimal_fix"):
+            assert r.chosen == src.naive_prompt, r.id
+        else:
+            assert src.metadata["judged"]["chosen_vs_naive"] == "win", r.id
+            assert r.chosen == join_guidance(src.naive_prompt, src.metadata["guidance"]), r.id
+            wins_with_guidance += 1
+    assert wins_with_guidance >= 1500
+    # A tied rewrite has nothing verbatim-safe to teach.
+    assert skipped.get("not_a_win", 0) + skipped.get("no_guidance", 0) > 0, skipped
+
+
+def test_join_guidance_layout() -> None:
+    from fipo_middleware.complement import join_guidance
+
+    assert join_guidance("Why is the sky blue?", " Explain the physics. ") == \
+        "Why is the sky blue? Explain the physics."
+    assert join_guidance("Summarize:\nSome pasted text", "Keep the names.") == \
+        "Summarize:\nSome pasted text\n\nKeep the names."
+    assert join_guidance("fix my code", "Explain the bug.") == "fix my code\n\nExplain the bug."
+    assert join_guidance("Why?", "  ") == "Why?"
