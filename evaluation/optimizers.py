@@ -69,12 +69,20 @@ def optimizer_key(opt: Any) -> str:
     )
     # Same spelling as the spec options, so `fipo,mode=append` and the instance share a cache.
     if opt.mode != "rewrite":
-        key += f":mode={opt.mode}"
+        key += _mode_key(opt.mode)
     if opt.languages is not None:
         key += f":lang={'+'.join(opt.languages)}"
     if opt.verifier is not None:
         key += f":verifier={_verifier_id(opt.verifier)}@{float(opt.verifier_margin)}"
     return key
+
+
+def _mode_key(mode: str) -> str:
+    """Append mode's texts depend on how the complement is extracted, not only on the model:
+    a changed extraction must not be served the old texts from a cache."""
+    from fipo_middleware.complement import COMPLEMENT_VERSION
+
+    return f":mode={mode}" + (f"@{COMPLEMENT_VERSION}" if mode == "append" else "")
 
 
 def _verifier_id(verifier: Any) -> str:
@@ -115,7 +123,7 @@ def _option_kwargs(opts: dict[str, str]) -> tuple[dict[str, Any], str]:
     key = ""
     if opts.get("mode", "rewrite") != "rewrite":
         kw["mode"] = opts["mode"]
-        key += f":mode={opts['mode']}"
+        key += _mode_key(opts["mode"])
     if "languages" in opts:
         langs = opts["languages"]
         kw["languages"] = None if langs == "any" else tuple(langs.split("+"))

@@ -13,7 +13,14 @@ import re
 
 from fipo_middleware.guard import added_formats, added_length_cap, content_words
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# A line break ends a sentence too: a request without final punctuation, copied and followed
+# by guidance on its own paragraph, must not be taken (with the copy) as one new sentence.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\s*\n\s*")
+_ENDED = re.compile(r"[.!?:)\"'`\u3002\uff1f\uff01]$")
+COMPLEMENT_VERSION = 2
+"""Bumped when the extraction changes what append mode serves (part of evaluation cache keys).
+2: a line break ends a sentence; a verbatim copy of the naive prompt is not guidance; an
+unfinished last sentence and a lowercase continuation are dropped."""
 NEW_WORD_SHARE = 0.5
 """A sentence is complementary when at least this share of its content words is new: below
 it, the sentence restates the request instead of adding to it."""
@@ -27,11 +34,19 @@ def complement(naive_prompt: str, rewrite: str) -> str:
     """The guidance sentences of ``rewrite`` that add to ``naive_prompt`` ("" when none do)."""
     known = {_stem(w) for w in content_words(naive_prompt)}
     kept: list[str] = []
-    for sentence in _SENTENCE.split(rewrite.strip()):
-        sentence = sentence.strip()
+    rewrite = rewrite.strip()
+    head = naive_prompt.strip()
+    if head and rewrite.startswith(head):  # the verbatim copy append-form training teaches
+        rewrite = rewrite[len(head):]
+    pieces = [p.strip() for p in _SENTENCE.split(rewrite.strip()) if p.strip()]
+    if pieces and not _ENDED.search(pieces[-1]):
+        pieces.pop()  # cut off at the token limit: half a sentence damages the prompt
+    for sentence in pieces:
         words = content_words(sentence)
         if len(words) < 2 or sentence.lower() in naive_prompt.lower():
             continue
+        if sentence[0].islower():
+            continue  # the tail of the user's own sentence, reworded: not guidance of its own
         new = sum(_stem(w) not in known for w in words) / len(words)
         if new < NEW_WORD_SHARE:
             continue

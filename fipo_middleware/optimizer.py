@@ -523,7 +523,8 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
     # ------------------------------------------------------------------ input handling
     def _split(self, text: str) -> SplitPrompt:
         return split_prompt(
-            text, protect_code=self.protect_code, protect_options=self.protect_options
+            text, protect_code=self.protect_code, protect_options=self.protect_options,
+            append=self.mode == "append",
         )
 
     def _job(self, value: Any) -> Job:

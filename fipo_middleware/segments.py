@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from fipo_middleware.complement import join_guidance
 from fipo_middleware.errors import InvalidPromptError
 
 _TAGGED = r"<fixed>(?P<tag>.*?)</fixed>"
@@ -30,6 +31,14 @@ class SplitPrompt:
     """A prompt cut into instruction and fixed segments."""
 
     segments: tuple[Segment, ...]
+    append: bool = False
+    """Append mode: the optimized instruction is the instruction verbatim plus guidance, and the
+    guidance goes after the whole prompt, which is kept byte for byte."""
+
+    @property
+    def text(self) -> str:
+        """The prompt as given (``<fixed>`` tags removed)."""
+        return "".join(s.text for s in self.segments)
 
     @property
     def instruction(self) -> str:
@@ -42,6 +51,13 @@ class SplitPrompt:
     def rebuild(self, optimized_instruction: str) -> str:
         """The optimized instruction goes where the instruction started; later instruction
         pieces (already part of the rewrite) keep only their surrounding whitespace."""
+        instruction = self.instruction
+        if optimized_instruction == instruction:
+            # Nothing changed: pieces must not move (the instruction is joined from all of them).
+            return self.text
+        head = instruction.rstrip()
+        if self.append and optimized_instruction.startswith(head):
+            return join_guidance(self.text, optimized_instruction[len(head):])
         out: list[str] = []
         placed = False
         for seg in self.segments:
@@ -64,7 +80,7 @@ class SplitPrompt:
 
 
 def split_prompt(
-    text: str, *, protect_code: bool = True, protect_options: bool = True
+    text: str, *, protect_code: bool = True, protect_options: bool = True, append: bool = False
 ) -> SplitPrompt:
     """Split ``text`` into instruction and fixed segments. Raises if nothing is left to
     rewrite (the whole prompt is fixed or blank)."""
@@ -84,7 +100,7 @@ def split_prompt(
         pos = m.end()
     if pos < len(text):
         segments.append(Segment(text[pos:], False))
-    split = SplitPrompt(tuple(segments))
+    split = SplitPrompt(tuple(segments), append=append)
     if not split.instruction.strip():
         raise InvalidPromptError(
             "the prompt has no instruction to optimize (it is empty, whitespace, or entirely "

@@ -154,3 +154,40 @@ def test_model_judge_resumes_by_pair_texts_and_records_bad_replies(tmp_path):
     unchanged = judge_with_model(GenericFakeChatModel(messages=iter([])), blind, path,
                                  progress=False)
     assert [r["verdict"] for r in unchanged] == ["B", "tie"]
+
+
+@pytest.mark.parametrize("naive", [
+    "translate the next sentence to french",
+    "summarize this for me\n\nMinutes, March 14\nPresent: Dana, Luis.\n1. Water. The city agreed.",
+])
+def test_append_mode_does_not_repeat_a_copied_naive_prompt(naive):
+    # Append-form training teaches the model to copy the request and add guidance after it;
+    # the copy must not come back as "new" guidance (a request without final punctuation used
+    # to be read as one sentence with the guidance that followed it).
+    guidance = "Keep the names and dates exactly as written."
+    out = append_complement(naive, naive + "\n\n" + guidance)
+    assert out == naive.rstrip() + "\n\n" + guidance
+    assert out.count(naive.splitlines()[0]) == 1
+
+
+def test_append_mode_drops_cut_off_and_continuation_sentences():
+    naive = "write a haiku"
+    assert append_complement(naive, "write a haiku\n\nthat captures the mood of autumn rain.") \
+        == naive
+    out = append_complement("why is the sky blue", "why is the sky blue\n\nExplain the physics "
+                            "of scattering. Then compare it with what happens at sunset and")
+    assert out == "why is the sky blue\n\nExplain the physics of scattering."
+
+
+def test_append_mode_keeps_pasted_input_in_place():
+    from fipo_middleware.segments import split_prompt
+
+    naive = ("summarize this for me\n\nMinutes\n1. Water. The city agreed.\n"
+             "2. Tools. The shed is locked.\nNext meeting: April 11.")
+    split = split_prompt(naive, append=True)
+    assert split.has_fixed  # the numbered lines are a fixed block between instruction pieces
+    # An unchanged instruction must not move the pieces it was joined from.
+    assert split.rebuild(split.instruction) == naive
+    assert split_prompt(naive).rebuild(split.instruction) == naive
+    out = split.rebuild(split.instruction + "\n\nKeep the dates.")
+    assert out == naive + "\n\nKeep the dates."
