@@ -3,7 +3,7 @@ SmolLM2 downstream (llama.cpp), the trained default optimizer, compiled on a see
 then naive vs compiled on held-out examples the compile never saw, with paired intervals.
 
     .venv/bin/python benchmarks/bench_compile.py [--dev-limit 40] [--candidates 8] \\
-        [--held-out 100] [--output runs/compile-bigbench]
+        [--held-out 100] [--forms rewrite,append] [--output runs/compile-bigbench]
 
 Each task's compile is exactly ``fipo compile TASK --dev-limit N --candidates K --seed 0
 --n-threads 2 --output DIR/TASK``; the held-out answers go to the same cache, so a rerun
@@ -40,8 +40,9 @@ def render(rows: list[dict], macro: dict | None) -> str:
                      f"{100 * macro['diff']:+.1f} [{100 * macro['ci_low']:+.1f}, "
                      f"{100 * macro['ci_high']:+.1f}] | | | | |")
     lines += ["", "Compiled instructions:", ""]
-    lines += [f"- {r['task']}: {r['chosen_reason']} — `{r['compiled_instruction']}`"
-              for r in rows]
+    lines += [f"- {r['task']} ({r.get('n_candidates')} candidates, {r.get('n_append', 0)} in "
+              f"append form; chosen: {r.get('chosen_form')}): {r['chosen_reason']} — "
+              f"`{r['compiled_instruction']}`" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=100)
     ap.add_argument("--output", default="runs/compile-bigbench")
     ap.add_argument("--tasks", nargs="*", default=None)
+    ap.add_argument("--forms", default="rewrite,append", help="as fipo compile --forms")
     args = ap.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,8 @@ def main() -> None:
         t0 = time.perf_counter()
         calls0 = ds.calls
         rep = compile_task(path, dev_limit=args.dev_limit, candidates=args.candidates, seed=0,
-                           downstream=ds, optimizer=opt, output=out / path.stem, progress=False)
+                           downstream=ds, optimizer=opt, output=out / path.stem, progress=False,
+                           forms=tuple(args.forms.split(",")))
         compile_s = time.perf_counter() - t0
         compile_calls = ds.calls - calls0
         ho = evaluate_held_out(path, rep, downstream=ds, limit=args.held_out, seed=0,
@@ -85,7 +88,9 @@ def main() -> None:
                      "compile_min": compile_s / 60, "compile_calls": compile_calls,
                      "compile_cost": rep.summary["cost"],
                      "heldout_calls": ho["downstream_calls"],
-                     "n_candidates": len(rep.candidates) - 1})
+                     "n_candidates": len(rep.candidates) - 1,
+                     "n_append": sum(c.get("form") == "append" for c in rep.candidates),
+                     "chosen_form": chosen.get("form", "naive")})
         macro = paired_bootstrap([r["naive"] for r in rows], [r["compiled"] for r in rows],
                                  seed=0).to_dict()
         (out / "heldout.json").write_text(json.dumps({"rows": rows, "macro": macro}, indent=1))

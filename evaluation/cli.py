@@ -81,6 +81,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         metric=args.metric, output=args.output, max_words=args.max_words,
         max_new_tokens=args.max_new_tokens, n_resamples=args.bootstrap,
         confidence=args.confidence, chart=not args.no_chart, progress=not args.quiet,
+        forms=tuple(filter(None, args.forms.split(","))),
     )
     cost = report.summary["cost"]
     return _finish(args, report.files["markdown"],
@@ -110,6 +111,9 @@ def _add_compile(subparsers: Any) -> None:
     c.add_argument("--dev-limit", type=int, default=40, help="dev examples (seeded sample)")
     c.add_argument("--seed", type=int, default=0, help="dev sample, option order, bootstrap")
     c.add_argument("--candidates", type=int, default=8, help="K rewrites besides naive")
+    c.add_argument("--forms", default="rewrite,append",
+                   help="candidate forms: rewrite (as the optimizer wrote it), append (the naive "
+                        "instruction verbatim + the rewrite's added guidance); comma-separated")
     c.add_argument("--downstream", default="smollm2", metavar="SPEC",
                    help="smollm2 | gguf:PATH | hf:MODEL | lc:module:attr (default: smollm2)")
     c.add_argument("--optimizer", default="fipo", metavar="SPEC",

@@ -201,6 +201,10 @@ def _exemplars(items: Sequence[Item], naive_rows: Sequence[dict[str, Any]]
     return seen
 
 
+FORMS = ("rewrite", "append")
+"""Candidate forms ``fipo compile`` proposes (see :func:`propose`)."""
+
+
 def _proposal_plan(exemplars: Sequence[tuple[str, str]], k: int
                    ) -> list[tuple[str, str | None, str | None, int]]:
     """(case, silver, golden, n) calls, round-robin over the cases so that even a small K
@@ -221,10 +225,25 @@ def propose(
     *,
     max_words: int | None = None,
     progress: bool = False,
+    forms: Sequence[str] = FORMS,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Up to ``k`` distinct guard-passing rewrites of ``naive``: (candidates, per-case errors,
-    optimizer generations). Each call's candidates are cached under the optimizer's key."""
+    """Up to ``k`` distinct guard-passing candidates for ``naive``: (candidates, per-case
+    errors, optimizer generations). Each call's candidates are cached under the optimizer's key.
+
+    ``forms``: ``rewrite`` (the optimizer's rewrite as written) and ``append`` (the naive
+    instruction verbatim plus the rewrite's complementary guidance, as ``mode="append"`` serves
+    it). Both come from the same generations, so the append form costs no optimizer call; it
+    survives where a full rewrite is rejected for dropping a number or changing the task."""
     from tqdm import tqdm
+
+    from fipo_middleware.complement import append_complement
+    from fipo_middleware.guard import check_rewrite
+    from fipo_middleware.template import MetaPromptInput
+
+    bad = sorted(set(forms) - set(FORMS))
+    if bad or not forms:
+        raise CompileError(f"forms must be among {', '.join(FORMS)}; got {', '.join(forms)}")
+    budget = MetaPromptInput(naive, max_words=max_words).budget
 
     plan = _proposal_plan(exemplars, k)
     found: list[dict[str, Any]] = []
@@ -252,15 +271,22 @@ def propose(
             continue
         for c in row["candidates"]:
             generations += 1
-            text = c["rewrite"].strip()
-            if not c["accepted"] or _norm(text) in seen or len(found) >= k:
-                continue
-            seen.add(_norm(text))
-            found.append({"text": text, "case": case,
-                          "decoding": "greedy" if not c["temperature"] else "sampled",
-                          "temperature": c["temperature"], "seed": c["seed"],
-                          "silver": silver, "golden": golden})
-            bar.update(1)
+            texts = []
+            if "rewrite" in forms and c["accepted"]:
+                texts.append(("rewrite", c["rewrite"].strip()))
+            if "append" in forms and c["rewrite"].strip():
+                extra = append_complement(naive, c["rewrite"])
+                if extra != naive and check_rewrite(naive, extra, budget).usable:
+                    texts.append(("append", extra))
+            for form, text in texts:
+                if _norm(text) in seen or len(found) >= k:
+                    continue
+                seen.add(_norm(text))
+                found.append({"text": text, "case": case, "form": form,
+                              "decoding": "greedy" if not c["temperature"] else "sampled",
+                              "temperature": c["temperature"], "seed": c["seed"],
+                              "silver": silver, "golden": golden})
+                bar.update(1)
     bar.close()
     return found, errors, generations
 
@@ -367,6 +393,7 @@ def compile_items(
     confidence: float = 0.95,
     chart: bool = True,
     progress: bool = True,
+    forms: Sequence[str] = FORMS,
     extra: Mapping[str, Any] | None = None,
 ) -> CompileReport:
     """The compiler proper, over prepared dev items (see :func:`compile_task` and
@@ -391,7 +418,7 @@ def compile_items(
         t_prop = time.perf_counter()
         proposals, errors, generations = propose(
             optimizer, naive, _exemplars(items, naive_rows), candidates, prop_cache,
-            max_words=max_words, progress=progress)
+            max_words=max_words, progress=progress, forms=forms)
         propose_s = time.perf_counter() - t_prop
         cand_rows = [
             score_instruction(scorer, p["text"], items, render, progress=progress,
@@ -423,7 +450,8 @@ def compile_items(
         "candidates": table, "proposal_errors": errors,
         "config": {"downstream": {"name": downstream.name, "key": downstream.key},
                    "optimizer": {"name": optimizer.name, "key": optimizer.key},
-                   "candidates_requested": candidates, "seed": seed, "max_words": max_words,
+                   "candidates_requested": candidates, "forms": list(forms), "seed": seed,
+                   "max_words": max_words,
                    "confidence": confidence, "n_resamples": n_resamples,
                    "max_new_tokens": max_new_tokens, **(extra or {})},
         "cost": {"wall_s": round(wall, 3), "propose_s": round(propose_s, 3),
@@ -744,7 +772,8 @@ def compile_prompt(
     Downstream or a spec string. ``metric``: a callable ``(output, example) -> float``, a
     built-in metric name, or None (normalized match; numeric when every target is a number).
     ``optimizer``: a ``FIPOOptimizer`` or spec (default ``FIPOOptimizer.default()``).
-    ``output``: a folder for the resumable cache and the reports (None: in memory)."""
+    ``output``: a folder for the resumable cache and the reports (None: in memory).
+    ``forms=("rewrite",)`` proposes full rewrites only (default: also their append forms)."""
     naive, rebuild = template_instruction(prompt, instruction)
     templated = not isinstance(prompt, str)
     if isinstance(examples, Task):
@@ -809,7 +838,8 @@ def render_compile_markdown(summary: dict[str, Any]) -> str:
     ]
     for c in summary["candidates"]:
         lines.append(
-            f"| {c['index']} | {c['case']} | {c.get('decoding') or '–'} | "
+            f"| {c['index']} | {c['case']}{'/' + c['form'] if c.get('form') else ''} | "
+            f"{c.get('decoding') or '–'} | "
             f"{100 * c['dev_accuracy']:.1f} | {_pts(c['gain'])} | "
             f"{'**yes**' if c['chosen'] else ''} | {_cell(c['text'])} |")
     lines.append("")

@@ -91,3 +91,43 @@ def test_chat_template_round_trip_keeps_other_messages() -> None:
     msgs = new.format_messages(review="awful")
     assert msgs[0].content == "Read the review, then answer positive or negative."
     assert [m.content for m in msgs[1:]] == ["Review: awful", "Sentiment:"]
+
+
+# ------------------------------------------------------------------ candidate forms
+class _Proposer:
+    """Pure control flow: fixed candidates, as FIPOOptimizer.candidates returns them."""
+
+    def candidates(self, naive, silver, golden, max_words, *, n, options):
+        from fipo_middleware.backends.base import DecodingParams
+        from fipo_middleware.optimizer import Candidate
+
+        greedy = DecodingParams()
+        return [
+            # rejected as a full rewrite (the 3 is gone) but its guidance is sound
+            Candidate(naive, "Count the objects. Say how you counted them.", "raw",
+                      ("dropped_numbers",), greedy),
+            # accepted, and its append form adds a sentence too
+            Candidate(naive, "Count all 3 kinds of objects listed. Give the total as a number.",
+                      "raw", (), greedy),
+        ][:n]
+
+
+def test_propose_append_form_survives_a_rejected_rewrite(tmp_path) -> None:
+    from evaluation.cache import JsonlCache
+    from evaluation.compile import CompileError, propose
+    from evaluation.optimizers import OptimizerSpec
+
+    naive = "How many objects are there? There are 3 kinds."
+    spec = OptimizerSpec("fake", "fake-key", lambda: _Proposer())
+    both, _, gens = propose(spec, naive, [], 8, JsonlCache(tmp_path / "a.jsonl"))
+    forms = [(c["form"], c["text"]) for c in both]
+    assert any(f == "append" and t.endswith("Say how you counted them.") for f, t in forms)
+    assert ("rewrite", "Count the objects. Say how you counted them.") not in forms
+    assert ("rewrite", "Count all 3 kinds of objects listed. Give the total as a number.") in forms
+    assert all(t.startswith(naive) for f, t in forms if f == "append")
+    assert len({t for _, t in forms}) == len(forms) and gens >= 2
+    only, _, _ = propose(spec, naive, [], 8, JsonlCache(tmp_path / "b.jsonl"),
+                         forms=("rewrite",))
+    assert {c["form"] for c in only} == {"rewrite"} and len(only) < len(both)
+    with pytest.raises(CompileError, match="forms must be among"):
+        propose(spec, naive, [], 8, JsonlCache(tmp_path / "c.jsonl"), forms=("fancy",))
