@@ -55,6 +55,9 @@ def test_real_compile_writes_reports(real_run) -> None:
     assert len({" ".join(t.split()).casefold() for t in texts}) == len(texts)  # de-duplicated
     for c in cands[1:]:
         assert c["case"] in ("naive_only", "silver", "golden", "both")
+        assert c["form"] in ("rewrite", "append")
+        if c["form"] == "append":  # the naive instruction survives byte for byte
+            assert c["text"].startswith(data["naive"]) and c["text"] != data["naive"]
         g = c["gain"]
         assert g["ci_low"] <= g["diff"] <= g["ci_high"]
         assert g["diff"] == pytest.approx(c["dev_accuracy"] - cands[0]["dev_accuracy"])
