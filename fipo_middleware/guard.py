@@ -19,13 +19,19 @@ from dataclasses import dataclass, field
 
 from fipo_middleware.template import TEMPLATE_MARKERS
 
-GUARD_VERSION = "4"
+GUARD_VERSION = "5"
 """Bumped whenever a check changes what passes: the guard decides which of the optimizer's tries
 is served, so evaluation caches key on it (1: first release; 2: negated tasks and inventions on
 task-level instructions; 3: task words kept on task-level instructions, short quoted items;
-4: answer letters without options). ``added_length_cap``/``added_formats`` below are used by
-append mode; wiring them (and ``same_language``) into ``check_rewrite`` is guard 5, pending
-re-calibration of the fixtures and figures."""
+4: answer letters without options; 5: paraphrased meta-prompt labels are template residue).
+``added_length_cap``/``added_formats`` below are used by append mode; wiring them (and
+``same_language``) into ``check_rewrite`` is guard 6, pending re-calibration of the fixtures and
+figures."""
+
+_PARAPHRASED_LABELS = ("a weak model's answer", "(the answer we want)")
+"""The chat meta-prompt's response labels as the model paraphrases them ("Response (a weak
+model's answer to the question above):"). Residue for the guard only: the parser must not cut
+a rewrite there, which would leave half a label behind."""
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*%?")
 _QUOTED = re.compile(r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|(?<!\w)\'([^\'\n]{2,200})\'(?!\w)')
@@ -404,6 +410,8 @@ def check_rewrite(
         details["words"] = len(text.split())
     lowered = text.lower()
     leaked = [m for m in TEMPLATE_MARKERS if m.lower() in lowered]
+    leaked += [m for m in _PARAPHRASED_LABELS
+               if m.lower() in lowered and m.lower() not in naive_prompt.lower()]
     if leaked:
         reasons.append("template_leak")
         details["leaked"] = leaked

@@ -48,6 +48,8 @@ def test_identity_rewrite_is_usable(bpo):
         ("Add 17 and 25.", "The sum of 17 and 25 is 42.", "answers_task"),
         ("Add 17 and 25.", "Golden Prompt: add 17 and 25 and show the steps.", "meta_chatter"),
         ("Add 17 and 25.", "Add 17 and 25.<|im_end|>", "template_leak"),
+        ("Answer the following question.", "Answer the following question. Response (a weak "
+         "model's answer to the question above):", "template_leak"),
     ],
 )
 def test_each_rejection_reason(naive, rewrite, reason):
