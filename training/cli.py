@@ -266,9 +266,15 @@ def add_subcommands(sub: Any) -> None:
 
     # fipo train METHOD
     t = sub.add_parser("train", help="fine-tune the optimizer (TRL; LoRA or full)")
-    t.add_argument("method", choices=METHODS)
-    add_config_arguments(t)
-    t.set_defaults(func=cmd_train)
+    methods = t.add_subparsers(dest="method", required=True, metavar="METHOD")
+    for method, what in zip(METHODS, ("supervised fine-tuning on (prompt, completion) rows",
+                                      "DPO on (prompt, chosen, rejected) rows",
+                                      "IPO (DPO with the IPO loss) on the same rows",
+                                      "iterative preference learning from a POP file"),
+                            strict=True):
+        m = methods.add_parser(method, help=what)
+        add_config_arguments(m, method)
+        m.set_defaults(func=cmd_train)
     _add_train_verifier(sub)
 
     # fipo export

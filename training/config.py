@@ -1,7 +1,10 @@
-"""Fine-tuning configuration: one flat dataclass, settable from a YAML file and CLI flags
-(flags win). Every field is a ``--kebab-case`` flag of ``fipo train`` (its help text is the
-field's ``metadata["help"]``); YAML uses the field names. Defaults are CPU-friendly (short
-sequences, LoRA, no bf16).
+"""Fine-tuning configuration, one dataclass per method (as TRL keeps a config beside each
+trainer): ``TrainConfig`` (``fipo train sft``, and the fields every method shares),
+``PreferenceConfig`` (``dpo``/``ipo``: + ``beta``) and ``IPLConfig`` (``ipl``: + the loop's
+settings), settable from a YAML file and CLI flags (flags win). Every field is a
+``--kebab-case`` flag of its method's ``fipo train`` subcommand (its help text is the field's
+``metadata["help"]``); YAML uses the field names, and a field another method owns is an error.
+Defaults are CPU-friendly (short sequences, LoRA, no bf16).
 
 A field whose name is also a field of TRL's ``SFTConfig``/``DPOConfig`` (``learning_rate``,
 ``max_steps``, ``beta``...) is passed to that config under the same name
@@ -84,17 +87,6 @@ class TrainConfig:
         "help": "trade compute for memory"})
     bf16: bool | None = field(default=None, metadata={
         "help": "bf16 mixed precision (unset: on when a CUDA GPU supports it)"})
-    beta: float = field(default=0.1, metadata={"help": "DPO beta / IPO tau"})
-    dialect: str = field(default="chat", metadata={
-        "help": "dialect of the datasets the IPL loop rebuilds (chat, fipo-original)"})
-    ipl_rounds: int = field(default=2, metadata={
-        "help": "IPL rounds (train, regenerate, rebuild)"})
-    ipl_loss: str = field(default="ipo", metadata={
-        "help": f"IPL preference loss: {', '.join(IPL_LOSSES)}"})
-    ipl_max_new_tokens: int = field(default=96, metadata={
-        "help": "tokens per IPL generation (the rewrite, the silver answer)"})
-    ipl_limit: int | None = field(default=None, metadata={
-        "help": "use at most this many POP records per IPL round (unset = all)"})
     report_to: str = field(default="none", metadata={
         "help": "trainer logging integration (none, tensorboard, wandb...)"})
     dataloader_num_workers: int = field(default=0, metadata={
@@ -104,10 +96,10 @@ class TrainConfig:
                 "--set KEY=VALUE)"})
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.ipl_loss not in IPL_LOSSES:
-            raise ValueError(f"ipl_loss must be 'ipo' or 'sigmoid', got {self.ipl_loss!r}")
+        cls = config_class(self.method)
+        if cls is not type(self):
+            raise ValueError(f"method {self.method!r} takes a {cls.__name__}, not a "
+                             f"{type(self).__name__}")
 
     @property
     def target_modules(self) -> str | list[str]:
@@ -118,10 +110,54 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class PreferenceConfig(TrainConfig):
+    """Settings of ``fipo train dpo|ipo``."""
+
+    method: str = field(default="dpo", metadata={
+        "help": f"training method: {', '.join(METHODS)} (the subcommand)"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta / IPO tau"})
+
+
+@dataclass
+class IPLConfig(PreferenceConfig):
+    """Settings of ``fipo train ipl``: preference rounds with regeneration in between."""
+
+    method: str = field(default="ipl", metadata={
+        "help": f"training method: {', '.join(METHODS)} (the subcommand)"})
+    dialect: str = field(default="chat", metadata={
+        "help": "dialect of the datasets the IPL loop rebuilds (chat, fipo-original)"})
+    ipl_rounds: int = field(default=2, metadata={
+        "help": "IPL rounds (train, regenerate, rebuild)"})
+    ipl_loss: str = field(default="ipo", metadata={
+        "help": f"IPL preference loss: {', '.join(IPL_LOSSES)}"})
+    ipl_max_new_tokens: int = field(default=96, metadata={
+        "help": "tokens per IPL generation (the rewrite, the silver answer)"})
+    ipl_limit: int | None = field(default=None, metadata={
+        "help": "use at most this many POP records per IPL round (unset = all)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ipl_loss not in IPL_LOSSES:
+            raise ValueError(f"ipl_loss must be 'ipo' or 'sigmoid', got {self.ipl_loss!r}")
+
+
+CONFIGS: dict[str, type[TrainConfig]] = {
+    "sft": TrainConfig, "dpo": PreferenceConfig, "ipo": PreferenceConfig, "ipl": IPLConfig}
+"""The config class of each ``fipo train`` method."""
+
+
+def config_class(method: str) -> type[TrainConfig]:
+    try:
+        return CONFIGS[method]
+    except KeyError:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}") from None
+
+
 @functools.cache
-def field_types() -> dict[str, Any]:
-    """Each ``TrainConfig`` field's type, resolved (the annotations are strings here)."""
-    return typing.get_type_hints(TrainConfig)
+def field_types(cls: type[TrainConfig] = IPLConfig) -> dict[str, Any]:
+    """Each field's type, resolved (the annotations are strings here)."""
+    return typing.get_type_hints(cls)
 
 
 def _base_type(tp: Any) -> Any:
@@ -148,11 +184,13 @@ def _flag_help(f: dataclasses.Field[Any]) -> str:
     return f"{f.metadata['help']} (default: {default})"
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per config field (default None: unset flags do not override YAML)."""
-    parser.add_argument("--config", help="YAML file with TrainConfig fields (flags win)")
-    types_ = field_types()
-    for f in fields(TrainConfig):
+def add_config_arguments(parser: argparse.ArgumentParser, method: str = "sft") -> None:
+    """One ``--flag`` per field of ``method``'s config (default None: unset flags do not
+    override YAML)."""
+    cls = config_class(method)
+    parser.add_argument("--config", help=f"YAML file with {cls.__name__} fields (flags win)")
+    types_ = field_types(cls)
+    for f in fields(cls):
         if f.name in _NOT_FLAGS:
             continue
         tp = _base_type(types_[f.name])
@@ -168,7 +206,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra TRL config field (repeatable), e.g. --set optim=adamw_torch")
 
 
-def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_yaml(path: str | os.PathLike[str], cls: type[TrainConfig] = TrainConfig
+              ) -> dict[str, Any]:
     import yaml
 
     p = Path(path)
@@ -179,18 +218,22 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise DataFormatError(f"{p}: invalid YAML ({e})") from None
     if not isinstance(data, dict):
-        raise DataFormatError(f"{p}: expected a mapping of TrainConfig fields")
-    known = {f.name for f in fields(TrainConfig)}
+        raise DataFormatError(f"{p}: expected a mapping of {cls.__name__} fields")
+    known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise DataFormatError(f"{p}: unknown field(s) {', '.join(unknown)}")
+        # the first method whose config has the field ("beta": dpo, not ipl)
+        owners = {f.name: m for m in ("ipl", "dpo") for f in fields(CONFIGS[m])}
+        hint = [f"{k} (a {owners[k]} setting)" if k in owners else k for k in unknown]
+        raise DataFormatError(f"{p}: unknown field(s) for {cls.__name__}: {', '.join(hint)}")
     return data
 
 
 def config_from_args(method: str, args: argparse.Namespace) -> TrainConfig:
-    """YAML (``--config``) first, then every flag that was given."""
-    values: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
-    for f in fields(TrainConfig):
+    """``method``'s config: YAML (``--config``) first, then every flag that was given."""
+    cls = config_class(method)
+    values: dict[str, Any] = load_yaml(args.config, cls) if getattr(args, "config", None) else {}
+    for f in fields(cls):
         v = getattr(args, f.name, None)
         if v is not None and f.name not in _NOT_FLAGS:
             values[f.name] = v
@@ -204,4 +247,4 @@ def config_from_args(method: str, args: argparse.Namespace) -> TrainConfig:
         extra[key.strip()] = yaml.safe_load(raw)
     values["extra"] = extra
     values["method"] = method
-    return TrainConfig(**values)
+    return cls(**values)

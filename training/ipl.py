@@ -16,7 +16,7 @@ from typing import Any
 
 from fipo_middleware.errors import DataFormatError
 from fipo_middleware.models import resolve_base
-from training.config import TrainConfig
+from training.config import IPLConfig
 from training.data import ipl_rows
 from training.pop import POPRecord, load_pop, save_pop
 from training.preference import (
@@ -41,7 +41,7 @@ class IPLStats:
 
 
 def ipl_regenerate(
-    model: Any, tokenizer: Any, records: list[POPRecord], cfg: TrainConfig, round_no: int
+    model: Any, tokenizer: Any, records: list[POPRecord], cfg: IPLConfig, round_no: int
 ) -> tuple[list[POPRecord], IPLStats]:
     """One IPL refresh with the current model as optimizer, discriminator and responder:
     a new optimized prompt per record (``FIPOOptimizer.candidates``, greedy, the chosen prompt's
@@ -108,7 +108,7 @@ def ipl_regenerate(
     return out, stats
 
 
-def load_round(model: Any, final_dir: Path, cfg: TrainConfig) -> Any:
+def load_round(model: Any, final_dir: Path, cfg: IPLConfig) -> Any:
     """The weights of a finished round (its ``final/``), to continue from."""
     if not cfg.use_lora:
         from transformers import AutoModelForCausalLM
@@ -122,7 +122,7 @@ def load_round(model: Any, final_dir: Path, cfg: TrainConfig) -> Any:
     return PeftModel.from_pretrained(model, str(final_dir), is_trainable=True)
 
 
-def train_ipl(cfg: TrainConfig, *, callbacks: list[Any] | None = None) -> TrainResult:
+def train_ipl(cfg: IPLConfig, *, callbacks: list[Any] | None = None) -> TrainResult:
     """Iterate: train (DPO/IPO on the IPL dataset) -> regenerate optimized prompts with the
     current model -> discriminator keeps new or previous -> regenerate silver responses ->
     rebuild the data (diversify with a per-round seed) -> next round (see the module

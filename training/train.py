@@ -7,7 +7,8 @@ distributed setup); see docs/TRAINING.md and ``training/configs/``.
 
 The stages live in their own modules; this one re-exports their public names:
 
-* ``training.config``: ``TrainConfig`` and its CLI flags / YAML keys;
+* ``training.config``: ``TrainConfig``/``PreferenceConfig``/``IPLConfig`` (one per method)
+  and their CLI flags / YAML keys;
 * ``training.data``: dataset rows (``load_rows``) and the IPL round's rows;
 * ``training.trl_args``: ``TrainConfig`` -> TRL's ``SFTConfig``/``DPOConfig``, LoRA, resume;
 * ``training.preference``: one SFT/DPO/IPO run, base-model loading, ``TrainResult``;
@@ -24,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from fipo_middleware.models import resolve_base
-from training.config import TrainConfig
+from training.config import IPLConfig, PreferenceConfig, TrainConfig
 from training.data import load_rows
 from training.ipl import IPLStats, ipl_regenerate, train_ipl
 from training.preference import (
@@ -38,7 +39,9 @@ from training.preference import (
 __all__ = [
     "FINAL_DIR",
     "RUN_INFO",
+    "IPLConfig",
     "IPLStats",
+    "PreferenceConfig",
     "TrainConfig",
     "TrainResult",
     "ipl_regenerate",
@@ -53,6 +56,6 @@ __all__ = [
 
 def train(cfg: TrainConfig, *, callbacks: list[Any] | None = None) -> TrainResult:
     """Run one training job as configured; resumes from the newest checkpoint by default."""
-    if cfg.method == "ipl":
+    if isinstance(cfg, IPLConfig):
         return train_ipl(cfg, callbacks=callbacks)
     return train_preference(cfg, callbacks=callbacks)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fipo_middleware.errors import DataFormatError, ModelLoadError
-from training.config import TrainConfig
+from training.config import IPLConfig, TrainConfig
 from training.data import to_dataset
 
 KINDS = ("sft", "dpo")
@@ -38,10 +38,11 @@ def trl_classes(kind: str) -> tuple[type, type]:
     raise ValueError(f"trainer kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def shared_fields(trl_config_cls: type) -> list[str]:
-    """Names of the ``TrainConfig`` fields that ``trl_config_cls`` also has, in our order."""
+def shared_fields(trl_config_cls: type, ours: type[TrainConfig] = IPLConfig) -> list[str]:
+    """Names of the fields of our config class ``ours`` that ``trl_config_cls`` also has, in our
+    order (default: every method's fields)."""
     theirs = {f.name for f in dataclasses.fields(trl_config_cls)}
-    return [f.name for f in dataclasses.fields(TrainConfig) if f.name in theirs]
+    return [f.name for f in dataclasses.fields(ours) if f.name in theirs]
 
 
 def trl_kwargs(cfg: TrainConfig, trl_config_cls: type, output_dir: str | os.PathLike[str],
@@ -50,7 +51,8 @@ def trl_kwargs(cfg: TrainConfig, trl_config_cls: type, output_dir: str | os.Path
     from fipo_middleware.models import train_precision
 
     precision = train_precision()
-    kwargs: dict[str, Any] = {name: getattr(cfg, name) for name in shared_fields(trl_config_cls)}
+    kwargs: dict[str, Any] = {name: getattr(cfg, name)
+                              for name in shared_fields(trl_config_cls, type(cfg))}
     kwargs.update(
         output_dir=str(output_dir),
         bf16=cfg.bf16 if cfg.bf16 is not None else precision["bf16"],

@@ -105,7 +105,7 @@ def test_sft_then_dpo_train_in_bf16_on_the_gpu(tmp_path: Path, tiny_dir: str) ->
 
     from transformers import TrainerCallback
 
-    from training.config import TrainConfig
+    from training.config import PreferenceConfig, TrainConfig
     from training.train import train
 
     seen: dict[str, object] = {}
@@ -130,9 +130,9 @@ def test_sft_then_dpo_train_in_bf16_on_the_gpu(tmp_path: Path, tiny_dir: str) ->
     assert seen == {"device": "cuda", "bf16": True}
     assert sft.global_step == 3 and all(math.isfinite(x) for x in sft.losses)
     seen.clear()
-    dpo = train(TrainConfig(method="dpo", data=str(tmp_path / "dpo.jsonl"),
-                            output_dir=str(tmp_path / "dpo"), init_adapter=str(sft.final_dir),
-                            **common), callbacks=[Probe()])
+    dpo = train(PreferenceConfig(method="dpo", data=str(tmp_path / "dpo.jsonl"),
+                                 output_dir=str(tmp_path / "dpo"),
+                                 init_adapter=str(sft.final_dir), **common), callbacks=[Probe()])
     assert seen == {"device": "cuda", "bf16": True}
     # Reference = the SFT adapter: the first DPO loss is ln 2 up to bf16 rounding.
     assert abs(dpo.losses[0] - math.log(2)) < 2e-2, dpo.losses

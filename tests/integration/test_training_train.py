@@ -13,7 +13,7 @@ import pytest
 
 from tests import FIXTURES
 from tests.fakes import write_jsonl
-from training.config import TrainConfig
+from training.config import TrainConfig, config_class
 from training.pop import load_pop
 from training.train import resolve_base, train
 
@@ -46,8 +46,8 @@ def _cfg(tmp: Path, method: str, data: str, base: str, **kw) -> TrainConfig:
                     logging_steps=1, save_steps=100, learning_rate=1e-3,
                     lr_scheduler_type="constant", resume="never", lora_r=8, lora_alpha=16)
     defaults.update(kw)
-    return TrainConfig(method=method, data=data, output_dir=str(tmp / method), base=base,
-                       **defaults)
+    return config_class(method)(method=method, data=data, output_dir=str(tmp / method),
+                                base=base, **defaults)
 
 
 def test_sft_loss_falls_on_a_tiny_overfit_set(tmp_path: Path, base_dir: str) -> None:

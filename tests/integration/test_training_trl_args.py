@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fipo_middleware.errors import DataFormatError
-from training.config import TrainConfig
+from training.config import PreferenceConfig, TrainConfig
 from training.trl_args import shared_fields, trl_config
 
 # What `fipo train` has always passed to TRL: a TRL rename must fail here, not silently drop it.
@@ -25,9 +25,9 @@ def test_shared_fields_are_the_settings_trl_takes() -> None:
 
 
 def test_trl_configs_carry_our_values(tmp_path) -> None:
-    cfg = TrainConfig(method="ipo", learning_rate=3e-4, max_steps=7, beta=0.25, bf16=False,
-                      save_total_limit=None, warmup_steps=0.05, max_length=96,
-                      extra={"optim": "adamw_torch", "save_strategy": "no"})
+    cfg = PreferenceConfig(method="ipo", learning_rate=3e-4, max_steps=7, beta=0.25, bf16=False,
+                           save_total_limit=None, warmup_steps=0.05, max_length=96,
+                           extra={"optim": "adamw_torch", "save_strategy": "no"})
     dpo = trl_config(cfg, "dpo", tmp_path, loss_type="ipo")
     assert (dpo.learning_rate, dpo.max_steps, dpo.beta, dpo.max_length) == (3e-4, 7, 0.25, 96)
     assert dpo.loss_type == ["ipo"] and dpo.bf16 is False and dpo.save_total_limit is None

@@ -142,7 +142,7 @@ def test_config_yaml_then_flags(tmp_path: Path) -> None:
     y = tmp_path / "c.yaml"
     y.write_text("lora_r: 8\nmax_length: 256\nlearning_rate: 1.0e-4\n", encoding="utf-8")
     p = argparse.ArgumentParser()
-    add_config_arguments(p)
+    add_config_arguments(p, "dpo")
     args = p.parse_args(["--config", str(y), "--max-length", "64", "--use-lora", "false",
                          "--set", "optim=adamw_torch"])
     cfg = config_from_args("dpo", args)

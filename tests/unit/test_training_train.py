@@ -9,7 +9,7 @@ import pytest
 
 from fipo_middleware.errors import ModelLoadError
 from tests.fakes import write_jsonl
-from training.config import TrainConfig
+from training.config import TrainConfig, config_class
 from training.train import train
 
 PREF_ROWS = [
@@ -20,9 +20,9 @@ PREF_ROWS = [
 
 
 def _cfg(tmp: Path, method: str, data: str, base: str, **kw) -> TrainConfig:
-    return TrainConfig(method=method, data=data, output_dir=str(tmp / method), base=base,
-                       max_steps=2, per_device_train_batch_size=2, max_length=64,
-                       resume="never", **kw)
+    return config_class(method)(method=method, data=data, output_dir=str(tmp / method),
+                                base=base, max_steps=2, per_device_train_batch_size=2,
+                                max_length=64, resume="never", **kw)
 
 
 def test_init_adapter_must_be_an_adapter_dir(tmp_path: Path) -> None:
