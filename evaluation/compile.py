@@ -237,7 +237,7 @@ def propose(
     from tqdm import tqdm
 
     from fipo_middleware.complement import append_complement
-    from fipo_middleware.guard import check_rewrite
+    from fipo_middleware.guard import serving_reasons
     from fipo_middleware.template import MetaPromptInput
 
     bad = sorted(set(forms) - set(FORMS))
@@ -276,7 +276,7 @@ def propose(
                 texts.append(("rewrite", c["rewrite"].strip()))
             if "append" in forms and c["rewrite"].strip():
                 extra = append_complement(naive, c["rewrite"])
-                if extra != naive and check_rewrite(naive, extra, budget).usable:
+                if extra != naive and not serving_reasons(naive, extra, budget):
                     texts.append(("append", extra))
             for form, text in texts:
                 if _norm(text) in seen or len(found) >= k:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fipo_middleware.language import same_language
 from fipo_middleware.template import TEMPLATE_MARKERS
 
 GUARD_VERSION = "5"
@@ -462,6 +463,17 @@ _INJECTION = re.compile(
     r"\byou are no longer\b|\bnew instructions?\s*:)",
     re.IGNORECASE,
 )
+
+
+def serving_reasons(naive_prompt: str, rewrite: str, max_words: int | None = None,
+                    options: Sequence[str] = ()) -> tuple[str, ...]:
+    """Why a candidate must not be served: ``check_rewrite``'s reasons, and ``changed_language``
+    for a rewrite in another language (kept out of ``check_rewrite`` so its calibrated figures
+    stand). The one check every served or compiled candidate passes."""
+    reasons = check_rewrite(naive_prompt, rewrite, max_words, options).reasons
+    if rewrite.strip() and not same_language(naive_prompt, rewrite):
+        reasons = (*reasons, "changed_language")
+    return tuple(reasons)
 
 
 def looks_like_injection(naive_prompt: str) -> bool:

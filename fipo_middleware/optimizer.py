@@ -44,9 +44,9 @@ from fipo_middleware.errors import (
     RewriteRejectedError,
     UnsupportedLanguageError,
 )
-from fipo_middleware.guard import check_rewrite, looks_like_injection
+from fipo_middleware.guard import looks_like_injection, serving_reasons
 from fipo_middleware.inputs import Job, to_job
-from fipo_middleware.language import detect_language, same_language
+from fipo_middleware.language import detect_language
 from fipo_middleware.parsing import parse_rewrite
 from fipo_middleware.segments import SplitPrompt, split_prompt
 from fipo_middleware.template import Dialect, MetaPromptInput, build_meta_prompt
@@ -340,11 +340,7 @@ class FIPOOptimizer(RunnableSerializable[Any, Any]):
                 return Candidate(inp.naive_prompt, rewrite, raw, (), params,
                                  time.perf_counter() - started)
         if self.use_guard:
-            reasons = check_rewrite(inp.naive_prompt, rewrite, inp.budget, options or ()).reasons
-            # Kept out of check_rewrite (guard 4) so its calibrated figures stand; a rewrite in
-            # another language is never served.
-            if rewrite.strip() and not same_language(inp.naive_prompt, rewrite):
-                reasons = (*reasons, "changed_language")
+            reasons = serving_reasons(inp.naive_prompt, rewrite, inp.budget, options or ())
         else:
             reasons = () if rewrite.strip() else ("empty",)
         return Candidate(inp.naive_prompt, rewrite, raw, tuple(reasons), params,
