@@ -8,13 +8,26 @@ import json
 import sys
 from typing import Any
 
+from evaluation.optimizers import COMPILE_OPTIMIZER
 from fipo_middleware.errors import FIPOError
 
 
 def _split_specs(values: list[str] | None, default: list[str]) -> list[str]:
+    """Comma-separated specs; a ``KEY=VALUE`` piece whose key is an optimizer option belongs to
+    the spec before it (``naive,fipo,verify=off`` is two specs)."""
+    from evaluation.optimizers import OPTION_KEYS
+
     if not values:
         return default
-    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+    out: list[str] = []
+    for piece in (s.strip() for v in values for s in v.split(",")):
+        if not piece:
+            continue
+        if out and piece.partition("=")[0] in OPTION_KEYS and "=" in piece:
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -116,8 +129,9 @@ def _add_compile(subparsers: Any) -> None:
                         "instruction verbatim + the rewrite's added guidance); comma-separated")
     c.add_argument("--downstream", default="smollm2", metavar="SPEC",
                    help="smollm2 | gguf:PATH | hf:MODEL | lc:module:attr (default: smollm2)")
-    c.add_argument("--optimizer", default="fipo", metavar="SPEC",
-                   help="fipo | base | gguf:PATH | lc:module:attr (default: fipo)")
+    c.add_argument("--optimizer", default=COMPILE_OPTIMIZER, metavar="SPEC",
+                   help="the proposer: fipo,verify=off | base | gguf:PATH | lc:module:attr "
+                        "(default: the shipped adapter unverified; the dev set is the gate)")
     c.add_argument("--metric", default=None,
                    help="loglik | loglik_avg | letter | exact | normalized | numeric "
                         "(default: the task's primary metric)")

@@ -33,7 +33,7 @@ from typing import Any
 
 from evaluation.cache import JsonlCache, content_key
 from evaluation.downstream import Downstream, as_downstream
-from evaluation.optimizers import OptimizerSpec, as_optimizer, parse_optimizer
+from evaluation.optimizers import COMPILE_OPTIMIZER, OptimizerSpec, as_optimizer, parse_optimizer
 from evaluation.report import _write_text_atomic, write_run_files
 from evaluation.scorers import (
     GEN_METRICS,
@@ -533,7 +533,7 @@ def compile_task(
     seed: int = 0,
     candidates: int = 8,
     downstream: Any = "smollm2",
-    optimizer: Any = "fipo",
+    optimizer: Any = COMPILE_OPTIMIZER,
     metric: str | Metric | None = None,
     output: str | os.PathLike[str] | None = "runs/compile",
     **kw: Any,
@@ -771,7 +771,8 @@ def compile_prompt(
     choice is scored by log-likelihood where ``llm`` gives it. ``llm``: any LangChain model, a
     Downstream or a spec string. ``metric``: a callable ``(output, example) -> float``, a
     built-in metric name, or None (normalized match; numeric when every target is a number).
-    ``optimizer``: a ``FIPOOptimizer`` or spec (default ``FIPOOptimizer.default()``).
+    ``optimizer``: a ``FIPOOptimizer`` or spec (default: the shipped adapter without its
+    verifier, ``FIPOOptimizer.default(verify=False)``: measured accuracy is the gate here).
     ``output``: a folder for the resumable cache and the reports (None: in memory).
     ``forms=("rewrite",)`` proposes full rewrites only (default: also their append forms)."""
     naive, rebuild = template_instruction(prompt, instruction)
@@ -801,7 +802,7 @@ def compile_prompt(
             return item.example.prompt(instr)
         return rebuild(instr).format_prompt(**item.variables)
 
-    spec = _optimizer_spec(optimizer if optimizer is not None else "fipo")
+    spec = _optimizer_spec(optimizer if optimizer is not None else COMPILE_OPTIMIZER)
     report = compile_items(naive, items, ds, spec, metric=name, render=render,
                            custom_metric=custom, candidates=candidates, seed=seed,
                            output=output, progress=progress, chart=output is not None, **kw)

@@ -9,6 +9,8 @@ output, before any fallback to the naive prompt) is measured:
 
 - ``usable``: ``fipo_middleware.guard.check_rewrite`` passes (the one usable-rewrite
   definition); a backend failure or refused prompt counts as not usable;
+- ``served``: the share the optimizer actually served (no fallback): a verified optimizer
+  writes usable rewrites and still serves the naive prompt when the verifier does not back them;
 - faithfulness: the share of the naive prompt's numbers (``numbers_in``), quoted strings
   (``quoted_in``) and option labels (``option_labels_in``) the rewrite keeps, each over the
   pairs that have any, and ``faithful`` = all of them kept;
@@ -99,8 +101,8 @@ def _rouge() -> Callable[[str, str], float]:
 
 
 def _rewrite_of(opt: Any, naive: str) -> tuple[str, dict[str, Any]]:
-    """The optimizer's own rewrite, even when the guard rejected it (then the middleware would
-    serve the naive prompt; here we measure what the optimizer wrote)."""
+    """The optimizer's own rewrite, even when the guard or the verifier turned it down (then
+    the middleware serves the naive prompt; here we measure what the optimizer wrote)."""
     result = opt.optimize(naive)
     budget = MetaPromptInput(naive, None, None, opt.max_words).budget
     info = {**result.to_dict(), "budget": budget}
@@ -155,13 +157,16 @@ def run_prompt_eval(
                 "usable": 1.0 if guard is not None and guard.usable else 0.0,
                 "guard_reasons": list(guard.reasons) if guard is not None else ["empty"],
                 "fallback_reason": info.get("fallback_reason"),
+                # What reaches the downstream model: the rewrite, or (a fallback) the prompt.
+                "served": None if spec.is_naive else float(not info.get("used_fallback")),
                 "rouge_l": rouge(pair["reference_rewrite"], rewrite),
                 **faithfulness(naive, rewrite),
             }
             if similarity is not None:
                 row["embedding_cosine"] = float(similarity(pair["reference_rewrite"], rewrite))
             rows.append(row)
-    metrics = ["usable", "faithful", "numbers_kept", "quotes_kept", "options_kept", "rouge_l"]
+    metrics = ["usable", "served", "faithful", "numbers_kept", "quotes_kept", "options_kept",
+               "rouge_l"]
     if similarity is not None:
         metrics.append("embedding_cosine")
     summary: dict[str, Any] = {"pairs": str(pairs_path), "n": len(pairs), "optimizers": []}
@@ -186,7 +191,8 @@ def run_prompt_eval(
 
 
 def render_prompt_markdown(summary: dict[str, Any]) -> str:
-    cols = ["usable", "faithful", "numbers_kept", "quotes_kept", "options_kept", "rouge_l"]
+    cols = ["usable", "served", "faithful", "numbers_kept", "quotes_kept", "options_kept",
+            "rouge_l"]
     if any("embedding_cosine" in e for e in summary["optimizers"]):
         cols.append("embedding_cosine")
     lines = [f"# Intrinsic optimizer metrics ({summary['n']} pairs from {summary['pairs']})", "",

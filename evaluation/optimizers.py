@@ -1,9 +1,10 @@
 """Optimizers compared in one run: ``naive`` (identity), ``base`` (the untuned SmolLM2,
-``FIPOOptimizer.default(use_adapter=False)``), ``fipo`` (the trained default,
-``FIPOOptimizer.default()``), ``gguf:PATH[+LORA]`` (any GGUF via ``from_gguf``; ``gguf:+LORA`` for
+``FIPOOptimizer.default(use_adapter=False, verify=False)``), ``fipo`` (the shipped default,
+``FIPOOptimizer.default()``: verified, one greedy try; ``fipo,verify=off`` is the raw rewriter
+with its resamples), ``gguf:PATH[+LORA]`` (any GGUF via ``from_gguf``; ``gguf:+LORA`` for
 a LoRA on the bundled SmolLM2) and ``lc:module:attr``
 (any LangChain model via ``from_llm``). Each spec may be ``NAME=SPEC`` and take options after
-commas: ``fipo,mode=append,verifier=DIR,margin=0.5``.
+commas: ``fipo,mode=append,verifier=DIR,margin=0.5``, ``fipo,verify=off``.
 
 Optimizers load lazily; the cache key is known up front so a resumed run loads none.
 """
@@ -20,6 +21,9 @@ from fipo_middleware.guard import GUARD_VERSION
 from fipo_middleware.models import file_digest
 
 NAIVE = "naive"
+COMPILE_OPTIMIZER = "fipo,verify=off"
+"""``fipo compile``'s proposer: the shipped adapter without its verifier, because the compile's
+own gate (measured accuracy on the dev set) decides what is served."""
 
 
 @dataclass
@@ -94,7 +98,7 @@ def _verifier_id(verifier: Any) -> str:
     return "+".join(_file_id(w) for w in weights) or repr(verifier)
 
 
-OPTION_KEYS = ("mode", "verifier", "margin", "languages")
+OPTION_KEYS = ("mode", "verifier", "margin", "languages", "verify")
 
 
 def _parse_options(text: str, spec: str) -> dict[str, str]:
@@ -112,6 +116,10 @@ def _parse_options(text: str, spec: str) -> dict[str, str]:
             float(opts["margin"])
         except ValueError:
             raise FIPOError(f"optimizer {spec!r}: margin must be a number") from None
+    if opts.get("verify", "on") not in ("on", "off"):
+        raise FIPOError(f"optimizer {spec!r}: verify must be on or off")
+    if opts.get("verify") == "off" and ("verifier" in opts or "margin" in opts):
+        raise FIPOError(f"optimizer {spec!r}: verify=off takes no verifier or margin")
     if "verifier" in opts and not Path(opts["verifier"]).exists():
         raise FIPOError(f"optimizer {spec!r}: no verifier at {opts['verifier']}")
     return opts
@@ -145,10 +153,11 @@ def parse_optimizer(
     max_words: int | None = None,
     retries: int | None = None,
 ) -> OptimizerSpec:
-    """``[NAME=]SPEC[,OPTION=VALUE...]``; options: ``mode=append``, ``verifier=DIR`` (a reward
-    model folder), ``margin=X`` (its ``verifier_margin``), ``languages=en+fr`` or ``any``.
-    ``retries=None``: the optimizer's own default (``FIPOOptimizer.default()``'s for
-    ``fipo``/``base``, none for the others)."""
+    """``[NAME=]SPEC[,OPTION=VALUE...]``; options: ``mode=append``, ``verifier=PATH`` (a
+    feature .json or reward-model folder), ``margin=X`` (its ``verifier_margin``),
+    ``languages=en+fr`` or ``any``, ``verify=on|off`` (the bundled verifier; fipo: on, base:
+    off). ``retries=None``: the optimizer's own default (``DEFAULT_RETRIES`` for unverified
+    ``fipo``/``base``, none for the others and for any verified optimizer)."""
     from fipo_middleware.backends.base import DecodingParams
     from fipo_middleware.optimizer import DEFAULT_LANGUAGES, DEFAULT_RETRIES
 
@@ -161,14 +170,32 @@ def parse_optimizer(
     common: dict[str, Any] = {"decoding": decoding, "n_threads": n_threads}
     if max_words:
         common["max_words"] = max_words
-    n_retries = retries if retries is not None else (
-        DEFAULT_RETRIES if body in ("base", "fipo") else 0)
-    common["retries"] = n_retries
-    settings = _settings_key(decoding, max_words, n_retries)
     if body == NAIVE:
         if opts:
             raise FIPOError(f"optimizer {spec!r}: naive takes no options")
         return OptimizerSpec(name or NAIVE, NAIVE)
+    if "verify" in opts and body not in ("base", "fipo"):
+        raise FIPOError(f"optimizer {spec!r}: verify= is for fipo and base; give another "
+                        "optimizer a verifier=PATH")
+    # fipo is FIPOOptimizer.default(): verified, one greedy try. base is the untuned baseline,
+    # unverified unless asked.
+    verified = body in ("base", "fipo") and "verifier" not in opts and opts.get(
+        "verify", "on" if body == "fipo" else "off") == "on"
+    if verified:
+        from fipo_middleware.models import default_verifier_path
+
+        bundled = default_verifier_path()
+        if bundled is None:
+            raise FIPOError(f"optimizer {spec!r}: no verifier is bundled in this build; "
+                            "add ,verify=off")
+        opts["verifier"] = str(bundled)
+    opts.pop("verify", None)
+    if body in ("base", "fipo"):
+        opts.setdefault("languages", "+".join(DEFAULT_LANGUAGES))
+    n_retries = retries if retries is not None else (
+        DEFAULT_RETRIES if body in ("base", "fipo") and "verifier" not in opts else 0)
+    common["retries"] = n_retries
+    settings = _settings_key(decoding, max_words, n_retries)
     extra, extra_key = _option_kwargs(opts)
     common.update(extra)
     if body in ("base", "fipo"):
@@ -177,14 +204,12 @@ def parse_optimizer(
 
         adapter = default_adapter_path() if body == "fipo" else None
         model = smollm2_gguf_path()
-        if "languages" not in opts:
-            extra_key += f":lang={'+'.join(DEFAULT_LANGUAGES)}"
         key = (f"llama.cpp:{_file_id(model)}+{_file_id(adapter)}:chat:{settings}"
                f":guard={GUARD_VERSION}{extra_key}")
         use_adapter = body == "fipo"
         return OptimizerSpec(
             name or body, key,
-            lambda: FIPOOptimizer.default(use_adapter=use_adapter, **common),
+            lambda: FIPOOptimizer.default(use_adapter=use_adapter, verify=False, **common),
         )
     from fipo_middleware.optimizer import FIPOOptimizer
     from fipo_middleware.specs import load_langchain, parse_model_spec

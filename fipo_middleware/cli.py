@@ -34,12 +34,12 @@ def _build_optimizer(args: argparse.Namespace) -> Any:
         common["mode"] = args.mode
     if args.model:
         if args.verify:
-            raise SystemExit("fipo optimize: --verify serves the bundled default; with --model "
+            raise SystemExit("fipo optimize: --verify checks the bundled default; with --model "
                              "use the Python API (FIPOOptimizer(verifier=...))")
         return FIPOOptimizer.from_gguf(
             args.model, lora_path=args.lora, dialect=args.dialect, n_ctx=args.n_ctx, **common
         )
-    return FIPOOptimizer.default(use_adapter=not args.no_adapter, verify=args.verify,
+    return FIPOOptimizer.default(use_adapter=not args.no_adapter, verify=args.verify is not False,
                                  n_ctx=args.n_ctx, **common)
 
 
@@ -83,6 +83,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                     f"fipo: fell back to the naive prompt ({result.fallback_reason})",
                     file=sys.stderr,
                 )
+                if result.fallback_reason.startswith("verifier:"):
+                    print("fipo: --no-verify shows the unverified rewrite", file=sys.stderr)
             print(result.optimized_prompt)
         return 0
     rows = _read_jsonl_inputs(Path(args.input))
@@ -129,17 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapter", action="store_true", help="serve the untuned base model")
     p.add_argument("--max-words", type=int, default=None)
     p.add_argument("--retries", type=int, default=None,
-                   help="guarded resamples after a rejected rewrite (default: 4 for the "
-                        "embedded model, 0 with --model)")
+                   help="guarded resamples after a rejected rewrite (default: 0 for the "
+                        "verified embedded model, 4 with --no-verify, 0 with --model)")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--n-ctx", type=int, default=2048)
     p.add_argument("--strict", action="store_true", help="fail instead of falling back")
     p.add_argument("--mode", default="rewrite", choices=["rewrite", "append"],
                    help="rewrite: the full rewrite; append: the naive prompt verbatim plus the "
                         "rewrite's complementary guidance")
-    p.add_argument("--verify", action="store_true",
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
                    help="serve a rewrite only when the bundled verifier scores it above the "
-                        "naive prompt (FIPOOptimizer.default(verify=True))")
+                        "naive prompt (the default for the embedded model); --no-verify: the "
+                        "raw rewriter, guard only, 4 resamples")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)

@@ -40,10 +40,12 @@ def base_optimizer(smollm2_path: Path):
 
 @pytest.fixture(scope="session")
 def default_optimizer():
-    """``FIPOOptimizer.default()``: SmolLM2 + the shipped FIPO adapter when bundled."""
+    """``FIPOOptimizer.default(verify=False)``: SmolLM2 + the shipped FIPO adapter, the rewriter
+    itself (guard and resamples, no verifier), so tests see what it writes."""
     from fipo_middleware import DecodingParams, FIPOOptimizer
 
-    return FIPOOptimizer.default(n_threads=2, decoding=DecodingParams(max_tokens=96))
+    return FIPOOptimizer.default(verify=False, n_threads=2,
+                                 decoding=DecodingParams(max_tokens=96))
 
 
 @pytest.fixture(scope="session")

@@ -274,3 +274,23 @@ def test_append_mode_keeps_the_naive_prompt_verbatim(default_optimizer) -> None:
     result = append.optimize(naive)
     assert result.optimized_prompt.startswith(naive)
     assert result.fallback_reason is None
+
+
+def test_default_is_verified_and_keeps_the_prompt_the_raw_rewrite_would_worsen(
+    default_optimizer,
+) -> None:
+    """``FIPOOptimizer.default()`` serves only what its verifier backs: the raw rewriter's
+    greedy text for these prompts adds an unasked length cap (what blind judges mark as a loss),
+    the verified default returns the prompt unchanged and says why."""
+    from fipo_middleware import DecodingParams, FIPOOptimizer
+    from fipo_middleware.guard import added_length_cap
+
+    verified = FIPOOptimizer.default(n_threads=2, decoding=DecodingParams(max_tokens=96))
+    assert verified.verifier is not None and verified.retries == 0
+    for naive in ("tell me about mount everest", "write a poem about autumn leaves"):
+        raw = default_optimizer.optimize(naive)
+        assert raw.fallback_reason is None and added_length_cap(naive, raw.optimized_prompt)
+        served = verified.optimize(naive)
+        assert served.optimized_prompt == naive and served.attempts == 1
+        assert served.fallback_reason.startswith("verifier: no candidate beats the naive prompt")
+        assert served.verifier_margin <= verified.verifier_margin

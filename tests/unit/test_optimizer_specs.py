@@ -8,7 +8,7 @@ import pytest
 
 from evaluation.optimizers import parse_optimizer
 from fipo_middleware.errors import FIPOError
-from fipo_middleware.models import default_adapter_path
+from fipo_middleware.models import default_adapter_path, default_verifier_path
 
 
 def test_lora_on_the_bundled_base_shares_the_default_cache_key() -> None:
@@ -16,10 +16,13 @@ def test_lora_on_the_bundled_base_shares_the_default_cache_key() -> None:
     assert adapter is not None, "the shipped adapter is missing from fipo_middleware/weights/"
     spec = parse_optimizer(f"mine=gguf:+{adapter},languages=en", retries=4)
     assert spec.name == "mine"
-    # the same files and settings as `fipo`, so the same cached rewrites
-    assert spec.key == parse_optimizer("fipo").key
+    # the same files and settings as `fipo,verify=off`, so the same cached rewrites
+    assert spec.key == parse_optimizer("fipo,verify=off").key
     # without the default's retries and language limit it is another optimizer
-    assert parse_optimizer(f"gguf:+{adapter}").key != parse_optimizer("fipo").key
+    assert parse_optimizer(f"gguf:+{adapter}").key != parse_optimizer("fipo,verify=off").key
+    # and `fipo` itself is that adapter behind the bundled verifier, one try
+    verified = f"gguf:+{adapter},languages=en,verifier={default_verifier_path()}"
+    assert parse_optimizer(verified).key == parse_optimizer("fipo").key
     assert parse_optimizer(f"gguf:+{adapter}").name == Path(adapter).stem
 
 
@@ -54,3 +57,31 @@ def test_options_change_the_key_and_are_checked(tmp_path: Path) -> None:
     with pytest.raises(FIPOError, match="naive takes no options"):
         parse_optimizer("naive,mode=append")
 
+
+def test_fipo_spec_is_the_verified_default_and_verify_off_the_raw_rewriter():
+    verified = parse_optimizer("fipo")
+    raw = parse_optimizer("fipo,verify=off")
+    assert ":verifier=" in verified.key and ":retries=" not in verified.key
+    assert ":verifier=" not in raw.key and ":retries=4@" in raw.key
+    assert parse_optimizer(f"fipo,verifier={default_verifier_path()}").key == verified.key
+    assert ":verifier=" not in parse_optimizer("base").key  # the untuned baseline stays raw
+    assert ":verifier=" in parse_optimizer("base,verify=on").key
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("fipo,verify=maybe", "verify must be on or off"),
+    ("fipo,verify=off,margin=1", "verify=off takes no verifier or margin"),
+    ("naive,verify=off", "naive takes no options"),
+    ("gguf:+x.gguf,verify=on", "verify= is for fipo and base"),
+])
+def test_bad_verify_options_are_named(spec, match):
+    with pytest.raises(FIPOError, match=match):
+        parse_optimizer(spec)
+
+
+def test_comma_lists_keep_each_specs_options() -> None:
+    from evaluation.cli import _split_specs
+
+    assert _split_specs(["naive,fipo,verify=off", "v=fipo,mode=append,languages=any"], []) == [
+        "naive", "fipo,verify=off", "v=fipo,mode=append,languages=any"]
+    assert _split_specs(None, ["naive", "base"]) == ["naive", "base"]
