@@ -119,19 +119,22 @@ def _either(*patterns: str) -> re.Pattern[str]:
     return _rx("|".join(patterns))
 
 
+# Already asks for both cause and fix, or wants something else done with the error text.
+_NOT_A_FIX_REQUEST = _rx(
+    rf"(?s)({_ASKS_CAUSE}.*{_ASKS_FIX}|{_ASKS_FIX}.*{_ASKS_CAUSE})|"
+    r"^\W*(write|create|build|make|generate|turn|rewrite|translate|summari[sz]e)\b|"
+    r"\b(ticket|bug report)\b"
+)
+
 RULES: tuple[Rule, ...] = (
     Rule("debug", _SYMPTOM, "Explain what causes the problem and show how to fix it.",
          also=(_either(_CODE, _PASTED_ERROR.pattern),),
-         unless=_rx(rf"(?s)({_ASKS_CAUSE}.*{_ASKS_FIX}|{_ASKS_FIX}.*{_ASKS_CAUSE})|"
-                    r"^\W*(write|create|build|make|generate|turn|rewrite|translate|summari[sz]e)\b|"
-                    r"\b(ticket|bug report)\b")),
+         unless=_NOT_A_FIX_REQUEST),
     Rule("debug", _rx(r"\b(what do i do|how do i fix|help|any ideas|what'?s going on)\b|\?|"
                       r"^[^\n]{0,80}$"),
          "Explain what causes the problem and show how to fix it.",
          also=(re.compile(r"\n"), _PASTED_ERROR),
-         unless=_rx(rf"(?s)({_ASKS_CAUSE}.*{_ASKS_FIX}|{_ASKS_FIX}.*{_ASKS_CAUSE})|"
-                    r"^\W*(write|create|build|make|generate|turn|rewrite|translate|summari[sz]e)\b|"
-                    r"\b(ticket|bug report)\b")),
+         unless=_NOT_A_FIX_REQUEST),
     Rule("word_problem", _WORD_PROBLEM,
          "Show the calculation step by step, then state the final answer.",
          also=(re.compile(r"\d.*\d", re.S),),
