@@ -39,7 +39,10 @@ def _build_optimizer(args: argparse.Namespace) -> Any:
         return FIPOOptimizer.from_gguf(
             args.model, lora_path=args.lora, dialect=args.dialect, n_ctx=args.n_ctx, **common
         )
-    return FIPOOptimizer.default(use_adapter=not args.no_adapter, verify=args.verify is not False,
+    # The verifier's margin is calibrated on the adapter's rewrites; the untuned base is the
+    # unverified baseline, as the eval spec ``base`` is.
+    verify = not args.no_adapter if args.verify is None else args.verify
+    return FIPOOptimizer.default(use_adapter=not args.no_adapter, verify=verify,
                                  n_ctx=args.n_ctx, **common)
 
 
@@ -128,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="GGUF optimizer model (default: SmolLM2 + FIPO adapter)")
     p.add_argument("--lora", help="GGUF LoRA adapter for --model")
     p.add_argument("--dialect", default="chat", choices=["chat", "fipo-original"])
-    p.add_argument("--no-adapter", action="store_true", help="serve the untuned base model")
+    p.add_argument("--no-adapter", action="store_true",
+                   help="serve the untuned base model (unverified unless --verify)")
     p.add_argument("--max-words", type=int, default=None)
     p.add_argument("--retries", type=int, default=None,
                    help="guarded resamples after a rejected rewrite (default: 0 for the "
@@ -141,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "rewrite's complementary guidance")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
                    help="serve a rewrite only when the bundled verifier scores it above the "
-                        "naive prompt (the default for the embedded model); --no-verify: the "
+                        "naive prompt (the default for the embedded adapter); --no-verify: the "
                         "raw rewriter, guard only, 4 resamples")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -45,3 +45,22 @@ def test_empty_prompt_is_a_clear_error():
     # rejected before any model loads (the unit tier forbids llama_cpp in subprocesses too)
     proc = run("optimize", "   ")
     assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "verify"),
+    [((), True), (("--no-adapter",), False), (("--no-adapter", "--verify"), True),
+     (("--no-verify",), False)],
+)
+def test_verify_default_follows_the_adapter(monkeypatch, flags, verify):
+    # Control flow only: which default() the flags ask for (the verifier's margin is calibrated
+    # on the adapter's rewrites, so the untuned base is unverified unless asked, as spec `base`).
+    from fipo_middleware import cli
+    from fipo_middleware.optimizer import FIPOOptimizer
+
+    seen: dict = {}
+    monkeypatch.setattr(FIPOOptimizer, "default", classmethod(
+        lambda cls, **kw: seen.update(kw)))
+    cli._build_optimizer(cli.build_parser().parse_args(["optimize", "hi", *flags]))
+    assert seen["verify"] is verify
+    assert seen["use_adapter"] is ("--no-adapter" not in flags)
