@@ -17,7 +17,9 @@ from fipo_middleware.errors import InvalidPromptError
 
 _TAGGED = r"<fixed>(?P<tag>.*?)</fixed>"
 _FENCED = r"(?P<fence>^[ \t]*```[^\n]*\n.*?^[ \t]*```[ \t]*$)"
-_OPTIONS = r"(?P<opts>(?:^[ \t]*(?:\([A-Za-z0-9]\)|[A-Za-z0-9][.):])[ \t]+[^\n]*(?:\n|$)){2,})"
+# Up to two digits: item 10 of a pasted numbered list belongs to the list, not the instruction.
+_OPTIONS = (r"(?P<opts>(?:^[ \t]*(?:\((?:[A-Za-z]|[0-9]{1,2})\)|(?:[A-Za-z]|[0-9]{1,2})[.):])"
+            r"[ \t]+[^\n]*(?:\n|$)){2,})")
 
 
 @dataclass(frozen=True)

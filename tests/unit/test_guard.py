@@ -150,3 +150,46 @@ def test_inventions_and_negations_on_task_level_instructions(naive, rewrite, rea
 def test_faithful_rewrites_of_task_level_instructions_pass(naive, rewrite):
     result = check_rewrite(naive, rewrite)
     assert result.usable, result
+
+
+# Guard 6: rewrites a capable optimizer writes (measured: 32 of 174 such rewrites of the judged
+# dev set were called replies by guard 5, 5 by guard 6) and the replies that must still fail.
+@pytest.mark.parametrize(
+    ("naive", "rewrite"),
+    [
+        ("pros and cons of electric vs gas stoves for a small flat, cost and safety matter",
+         "Compare electric and gas stoves for a small flat. Weigh cost and safety. For each, "
+         "list the main pros and cons, then give a short recommendation."),
+        ("im 31 and want to switch careers into nursing, where do i start",
+         "I'm 31 and want to switch careers into nursing. Explain the main routes, how long "
+         "each takes and what I should do first."),
+        ("why does this fail\n\nValueError: invalid literal for int() with base 10: 'abc'",
+         "Explain why this error occurs and how to fix it.\n\n```\nValueError: invalid literal "
+         "for int() with base 10: 'abc'\n```"),
+        ('My manager wrote "circle back on the deck." What does she mean?',
+         'My manager wrote "circle back on the deck." Explain what she likely means. If the '
+         "context is unclear, ask me one question first."),
+        ("Explique-moi pourquoi le ciel est bleu, pour un enfant de dix ans.",
+         "Explique-moi pourquoi le ciel est bleu, pour un enfant de dix ans : décris la lumière "
+         "du soleil et sa diffusion dans l'air avec une image simple."),
+    ],
+)
+def test_capable_rewrites_are_not_replies(naive, rewrite):
+    result = check_rewrite(naive, rewrite)
+    assert "answers_task" not in result.reasons, result.details
+
+
+@pytest.mark.parametrize(
+    ("naive", "reply"),
+    [
+        ("how do i reverse a list in python",
+         "```python\nitems = [1, 2, 3]\nitems.reverse()\nprint(items)\n```"),
+        ("im tired all the time, why", "I'm sorry to hear that. Common causes are poor sleep, "
+         "low iron and stress; a doctor can test for anemia."),
+        ("Explique-moi pourquoi le ciel est bleu, pour un enfant de dix ans.",
+         "La lumière du soleil contient toutes les couleurs ; l'air diffuse surtout le bleu, "
+         "donc on le voit partout."),
+    ],
+)
+def test_replies_still_fail(naive, reply):
+    assert "answers_task" in check_rewrite(naive, reply).reasons

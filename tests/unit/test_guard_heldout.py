@@ -4,7 +4,7 @@ the measured rates (in comments), so a regression fails and noise does not.
 
 What it says about the guard: it lets through most rewrites judges prefer and catches the
 failures it has rules for (answering the task, dropping pasted input); unasked length caps and
-formats, changed tasks and damaged wording mostly pass it (24-35 % caught): that is what the
+formats, changed tasks and damaged wording mostly pass it (21-33 % caught): that is what the
 verifier and judged evaluation are for."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def test_judged_better_rewrites_mostly_pass() -> None:
         total[edit] += 1
         passed[edit] += check_rewrite(r.naive_prompt, r.chosen).usable
     assert sum(total.values()) > 1500
-    assert sum(passed.values()) / sum(total.values()) >= 0.70  # measured 0.76 of 1,897
-    assert passed["minimal_fix"] / total["minimal_fix"] >= 0.75  # measured 0.88 of 81
+    assert sum(passed.values()) / sum(total.values()) >= 0.83  # 0.87 of 1,897 (guard 5: 0.76)
+    assert passed["minimal_fix"] / total["minimal_fix"] >= 0.90  # measured 0.99 of 81
 
 
 def test_failures_with_rules_are_caught() -> None:
@@ -40,6 +40,6 @@ def test_failures_with_rules_are_caught() -> None:
             kind = r.metadata.get("failure")
             total[kind] += 1
             caught[kind] += not check_rewrite(r.naive_prompt, r.rejected).usable
-    assert caught["answers_task"] / total["answers_task"] >= 0.85  # measured 0.92
+    assert caught["answers_task"] / total["answers_task"] >= 0.85  # measured 0.91
     assert caught["dropped_input"] / total["dropped_input"] >= 0.80  # measured 0.88
-    assert caught["padding"] / total["padding"] >= 0.50  # measured 0.64
+    assert caught["padding"] / total["padding"] >= 0.50  # measured 0.60

@@ -40,3 +40,11 @@ def test_all_fixed_is_an_error():
         split_prompt("<fixed>only context</fixed>")
     with pytest.raises(InvalidPromptError):
         split_prompt("   \n ")
+
+
+def test_a_numbered_list_past_nine_items_stays_one_fixed_block():
+    # Item 10 of pasted feedback used to be left in the instruction the optimizer rewrites.
+    items = "".join(f'{i}. "comment {i}"\n' for i in range(1, 13))
+    split = split_prompt("Summarize the feedback below.\n\n" + items)
+    assert split.instruction == "Summarize the feedback below."
+    assert split.rebuild("Group the feedback below by complaint.").endswith(items)
