@@ -27,15 +27,24 @@ task-level instructions; 3: task words kept on task-level instructions, short qu
 4: answer letters without options; 5: paraphrased meta-prompt labels are template residue;
 6: the reply test reads leading clauses ("For each, compare ..."), sentences ending in a quote,
 the user's own first person and fenced pasted input, and outside English keeps only its
-language-neutral signals). ``added_length_cap``/``added_formats`` below are used by append
-mode; wiring them (and ``same_language``) into ``check_rewrite`` is guard 7, pending
-re-calibration of the fixtures and figures."""
+language-neutral signals; a placeholder for input, "[insert feedback here]", is residue).
+``added_length_cap``/``added_formats`` below are used by append mode; wiring them (and
+``same_language``) into ``check_rewrite`` is guard 7, pending re-calibration of the fixtures
+and figures."""
 
 _PARAPHRASED_LABELS = ("a weak model's answer", "(the answer we want)")
 """The chat meta-prompt's response labels as the model paraphrases them ("Response (a weak
 model's answer to the question above):"). Residue for the guard only: the parser must not cut
 a rewrite there, which would leave half a label behind."""
 
+# A stand-in for input the optimizer did not see ("[insert feedback here]", "[Go function]"): it
+# rewrites the instruction while code and lists stay protected, and may write a slot for them.
+# Name slots in a letter ("[Your name]") are not this.
+_INPUT_PLACEHOLDER = re.compile(
+    r"(?i)\[(?:insert|paste|add|enter|include)\b[^\]\n]{0,60}\]|\[[^\]\n]{0,40}\b(?:code|"
+    r"function|snippet|text|feedback|input|document|passage|list|data|here|comments?|minutes|"
+    r"notes|email|message|article|table|paragraph)\b[^\]\n]{0,40}\]"
+)
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*%?")
 _QUOTED = re.compile(r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|(?<!\w)\'([^\'\n]{2,200})\'(?!\w)')
 _OPTION_LABEL = re.compile(r"(?m)^\s*(?:\(([A-Ha-h1-9])\)|([A-Ha-h1-9])[.):])\s+\S")
@@ -466,6 +475,8 @@ def check_rewrite(
     leaked = [m for m in TEMPLATE_MARKERS if m.lower() in lowered]
     leaked += [m for m in _PARAPHRASED_LABELS
                if m.lower() in lowered and m.lower() not in naive_prompt.lower()]
+    leaked += [m.group(0) for m in _INPUT_PLACEHOLDER.finditer(text)
+               if m.group(0).lower() not in naive_prompt.lower()]
     if leaked:
         reasons.append("template_leak")
         details["leaked"] = leaked

@@ -50,6 +50,8 @@ def test_identity_rewrite_is_usable(bpo):
         ("Add 17 and 25.", "Add 17 and 25.<|im_end|>", "template_leak"),
         ("Answer the following question.", "Answer the following question. Response (a weak "
          "model's answer to the question above):", "template_leak"),
+        ("Review this function for bugs.", "Review the function below for bugs: [Python "
+         "function]", "template_leak"),
     ],
 )
 def test_each_rejection_reason(naive, rewrite, reason):
