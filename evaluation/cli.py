@@ -176,10 +176,13 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from evaluation.judge import (
+        ANSWER_JUDGE_INSTRUCTIONS,
+        JUDGE_INSTRUCTIONS,
         build_report,
         import_verdicts,
         judge_with_model,
         prepare,
+        prepare_answers,
         write_report,
     )
 
@@ -191,22 +194,51 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
         progress=not args.quiet, n_threads=args.n_threads,
         max_tokens=args.optimizer_max_tokens, max_words=args.max_words, retries=args.retries,
     )
-    judges: dict[str, Any] = {}
+    models = {}
     for ref in args.judge or []:
         name, sep, body = ref.partition("=")
         name, body = (name, body) if sep else (ref.split(":")[-1], ref)
-        judges[name] = judge_with_model(judge_model(body), blind,
-                                        out / f"verdicts-{name}.jsonl", not args.quiet)
-    for path in args.import_verdicts or []:
-        judges[Path(path).stem] = import_verdicts(path, key)
-    if not judges:
-        print(f"fipo eval-judge: {len(blind)} blind pairs in {out / 'pairs.jsonl'} (instructions "
-              f"in {out / 'JUDGE.md'}; the key stays in {out / 'key.jsonl'}); judge them and "
-              "rerun with --import-verdicts FILE", file=sys.stderr)
+        models[name] = judge_model(body)
+
+    def stage(folder: Path, blind: list, key: list, imports: list[str] | None,
+              instructions: str, flag: str) -> Any:
+        judges: dict[str, Any] = {
+            name: judge_with_model(m, blind, folder / f"verdicts-{name}.jsonl", not args.quiet,
+                                   instructions)
+            for name, m in models.items()}
+        for path in imports or []:
+            judges[Path(path).stem] = import_verdicts(path, key)
+        if not judges:
+            print(f"fipo eval-judge: {len(blind)} blind pairs in {folder / 'pairs.jsonl'} "
+                  f"(instructions in {folder / 'JUDGE.md'}; the key stays in "
+                  f"{folder / 'key.jsonl'}); judge them and rerun with {flag} FILE",
+                  file=sys.stderr)
+            return None
+        files = write_report(build_report(sources, key, judges), folder,
+                             chart=not args.no_chart)
+        return files["markdown"]
+
+    markdown = stage(out, blind, key, args.import_verdicts, JUDGE_INSTRUCTIONS,
+                     "--import-verdicts")
+    if args.answer_with:
+        from evaluation.downstream import parse_downstream
+
+        ds = parse_downstream(args.answer_with, n_threads=args.n_threads)
+        blind2, key2 = prepare_answers(args.prompts, sources, out, ds, limit=args.limit,
+                                       seed=args.seed, max_tokens=args.answer_max_tokens,
+                                       progress=not args.quiet)
+        answers_md = stage(out / "answers", blind2, key2, args.import_answer_verdicts,
+                           ANSWER_JUDGE_INSTRUCTIONS, "--import-answer-verdicts")
+        if answers_md is not None and markdown is None:
+            markdown = answers_md
+        elif answers_md is not None and not args.quiet:
+            print(answers_md.read_text(encoding="utf-8"))
+    elif args.import_answer_verdicts:
+        raise FIPOError("--import-answer-verdicts needs --answer-with SPEC (the model that "
+                        "answered the pairs)")
+    if markdown is None:
         return 0
-    report = build_report(sources, key, judges)
-    files = write_report(report, out, chart=not args.no_chart)
-    return _finish(args, files["markdown"], f"fipo eval-judge: reports in {out}/")
+    return _finish(args, markdown, f"fipo eval-judge: reports in {out}/")
 
 
 def cmd_calibrate_verifier(args: argparse.Namespace) -> int:
@@ -312,6 +344,15 @@ def add_subcommands(subparsers: Any) -> None:
     j.add_argument("--import-verdicts", action="append", metavar="FILE",
                    help="verdicts JSONL (pair_id, verdict A/B/tie, task_changed) from an "
                         "external judge; repeat for two judges")
+    j.add_argument("--answer-with", metavar="SPEC",
+                   help="second stage, as BPO evaluates: answer both texts with this "
+                        "downstream model (smollm2, gguf:PATH, hf:MODEL, lc:module:attr, "
+                        "provider:model) and judge the answers against the user's request "
+                        "(DIR/answers/)")
+    j.add_argument("--answer-max-tokens", type=int, default=256, metavar="N",
+                   help="longest answer the downstream writes (default 256)")
+    j.add_argument("--import-answer-verdicts", action="append", metavar="FILE",
+                   help="verdicts on DIR/answers/pairs.jsonl from an external judge; repeat")
     j.add_argument("--seed", type=int, default=0, help="A/B order and pair ids")
     j.add_argument("--no-chart", action="store_true")
     _common(j)

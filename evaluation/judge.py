@@ -60,6 +60,21 @@ Answer with one JSON object and nothing else:
 {"verdict": "A" | "B" | "tie", "task_changed": true | false, "reason": "<one sentence>"}
 """
 
+ANSWER_JUDGE_INSTRUCTIONS = """\
+You compare two answers, A and B, that an AI assistant gave to the same user request (shown
+first). You are not told how either answer was produced, and it does not matter. Decide which
+answer serves the user better: correct, complete and helpful, doing what the request asks and
+using every piece of input it gives, in the user's language, in a format and length that fit
+the request; or a tie when they are essentially equally good (or equally useless).
+
+Also say whether the two answers address materially different tasks (task_changed).
+
+Answer with one JSON object and nothing else:
+{"verdict": "A" | "B" | "tie", "task_changed": true | false, "reason": "<one sentence>"}
+"""
+"""The second stage, as BPO evaluates: both prompts answered by one downstream model, the
+answers judged against the user's own request."""
+
 VERDICTS = ("A", "B", "tie")
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
@@ -161,7 +176,7 @@ def _slug(name: str) -> str:
 
 # ---------------------------------------------------------------------------- blind pairs
 def make_pairs(prompts: Sequence[JudgePrompt], first: dict[str, dict[str, Any]],
-               second: dict[str, dict[str, Any]], seed: int = 0
+               second: dict[str, dict[str, Any]], seed: int | str = 0
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(blind, key)``: what the judge sees, and the key kept apart. Pair ids are sequential
     over a seeded shuffle, so they reveal neither the prompt order nor the source."""
@@ -184,13 +199,14 @@ def make_pairs(prompts: Sequence[JudgePrompt], first: dict[str, dict[str, Any]],
     return blind, key
 
 
-def export_pairs(blind: list[dict[str, Any]], path: Path) -> None:
+def export_pairs(blind: list[dict[str, Any]], path: Path,
+                 instructions: str = JUDGE_INSTRUCTIONS) -> None:
     write_jsonl_atomic(path, blind)
     from evaluation.report import _write_text_atomic
 
     _write_text_atomic(
         path.with_name("JUDGE.md"),
-        "# Judging instructions\n\n" + JUDGE_INSTRUCTIONS
+        "# Judging instructions\n\n" + instructions
         + f"\nJudge every pair in `{path.name}`. Write one JSON line per pair to a verdicts "
         'file: {"pair_id": "...", "verdict": "A" | "B" | "tie", "task_changed": true | false, '
         '"reason": "..."}\n',
@@ -239,8 +255,16 @@ def import_verdicts(path: str | Path, key: Sequence[dict[str, Any]]) -> list[dic
             for pid in sorted(judged)]
 
 
+def _render_pair(pair: dict[str, Any]) -> str:
+    if "request" in pair:  # an answer pair
+        return (f"Request:\n<<<\n{pair['request']}\n>>>\n\nAnswer A:\n<<<\n{pair['A']}\n>>>"
+                f"\n\nAnswer B:\n<<<\n{pair['B']}\n>>>")
+    return f"Version A:\n<<<\n{pair['A']}\n>>>\n\nVersion B:\n<<<\n{pair['B']}\n>>>"
+
+
 def judge_with_model(model: Any, blind: Sequence[dict[str, Any]], path: Path,
-                     progress: bool = True) -> list[dict[str, Any]]:
+                     progress: bool = True, instructions: str = JUDGE_INSTRUCTIONS
+                     ) -> list[dict[str, Any]]:
     """Ask a LangChain chat model for each pair (resumable through ``path``); a failing call or
     an unparseable reply is a recorded skip, retried on the next run."""
     from langchain_core.messages import HumanMessage, SystemMessage
@@ -258,9 +282,7 @@ def judge_with_model(model: Any, blind: Sequence[dict[str, Any]], path: Path,
         if (pair["pair_id"], texts) in done:
             out.append(done[(pair["pair_id"], texts)])
             continue
-        msgs = [SystemMessage(JUDGE_INSTRUCTIONS),
-                HumanMessage(f"Version A:\n<<<\n{pair['A']}\n>>>\n\nVersion B:\n<<<\n"
-                             f"{pair['B']}\n>>>")]
+        msgs = [SystemMessage(instructions), HumanMessage(_render_pair(pair))]
         try:
             reply = model.invoke(msgs)
             row = {"pair_id": pair["pair_id"], "texts": texts,
@@ -274,7 +296,10 @@ def judge_with_model(model: Any, blind: Sequence[dict[str, Any]], path: Path,
 
 
 def _pair_digest(pair: dict[str, Any]) -> str:
-    return hashlib.sha256(f"{pair['A']}\x00{pair['B']}".encode()).hexdigest()[:16]
+    blob = f"{pair.get('request', '')}\x00{pair['A']}\x00{pair['B']}"
+    if "request" not in pair:  # prompt pairs keep the digests their verdict files already hold
+        blob = f"{pair['A']}\x00{pair['B']}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _text_of(reply: Any) -> str:
@@ -471,3 +496,68 @@ def prepare(prompts_path: str | Path, first: str, second: str, out_dir: str | Pa
     export_pairs(blind, out / "pairs.jsonl")
     write_jsonl_atomic(out / "key.jsonl", key)
     return (names[0], names[1]), blind, key
+
+
+# ---------------------------------------------------------------------------- stage 2: answers
+def collect_answers(prompts: Sequence[JudgePrompt], texts: dict[str, dict[str, Any]],
+                    downstream: Any, path: Path, max_tokens: int, name: str,
+                    progress: bool = True) -> dict[str, dict[str, Any]]:
+    """The downstream model's answer to each prompt's text, cached in ``path`` by the text and
+    the model (both sources share it: the same text is answered once, so identical prompts give
+    identical answers, ties without a judge). A failing call is an error naming the prompt;
+    answers already given stay cached."""
+    from tqdm import tqdm
+
+    have = {r["digest"]: r for _, r in iter_jsonl(path)} if path.exists() else {}
+    out: dict[str, dict[str, Any]] = {}
+    for p in tqdm(prompts, desc=f"answers {name}", unit="prompt", disable=not progress):
+        text = texts[p.id]["text"]
+        digest = hashlib.sha256(
+            f"{downstream.key}\x00{max_tokens}\x00{text}".encode()).hexdigest()[:16]
+        row = have.get(digest)
+        if row is None:
+            try:
+                answer = downstream.generate(text, max_tokens)
+            except Exception as e:
+                raise FIPOError(
+                    f"downstream {downstream.name!r} failed answering prompt {p.id!r} "
+                    f"({type(e).__name__}: {e}); answers so far are kept in {path}, rerun to "
+                    "resume") from e
+            row = {"digest": digest, "id": p.id, "downstream": downstream.name,
+                   "text": answer}
+            append_jsonl(path, row)
+            have[digest] = row
+        out[p.id] = row
+    return out
+
+
+def prepare_answers(prompts_path: str | Path, sources: tuple[str, str], out_dir: str | Path,
+                    downstream: Any, *, limit: int | None = None, seed: int = 0,
+                    max_tokens: int = 256, progress: bool = True
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Stage 2 over stage 1's texts (``texts-<source>.jsonl`` in ``out_dir``): both answered by
+    ``downstream``, then blind answer pairs with the user's own request, in ``out_dir/answers``
+    (``pairs.jsonl``, ``JUDGE.md``, ``key.jsonl``). The A/B order is drawn apart from stage
+    1's, so a pair id does not link an answer pair to its prompt pair."""
+    out = Path(out_dir)
+    ans_dir = out / "answers"
+    ans_dir.mkdir(parents=True, exist_ok=True)
+    prompts = load_prompts(prompts_path, limit)
+    answers = []
+    for name in sources:
+        path = out / f"texts-{_slug(name)}.jsonl"
+        if not path.exists():
+            raise FIPOError(f"{path}: no texts for source {name!r}; stage 1 writes them first")
+        texts = {r["id"]: r for _, r in iter_jsonl(path)}
+        missing = [p.id for p in prompts if p.id not in texts]
+        if missing:
+            raise FIPOError(f"{path}: no text for prompt(s) {', '.join(missing[:5])}")
+        answers.append(collect_answers(prompts, texts, downstream, ans_dir / "answers.jsonl",
+                                       max_tokens, name, progress))
+    blind, key = make_pairs(prompts, answers[0], answers[1], seed=f"answers:{seed}")
+    request = {k["pair_id"]: next(p.prompt for p in prompts if p.id == k["id"]) for k in key}
+    blind = [{"pair_id": b["pair_id"], "request": request[b["pair_id"]], "A": b["A"],
+              "B": b["B"]} for b in blind]
+    export_pairs(blind, ans_dir / "pairs.jsonl", ANSWER_JUDGE_INSTRUCTIONS)
+    write_jsonl_atomic(ans_dir / "key.jsonl", key)
+    return blind, key

@@ -63,3 +63,31 @@ def test_optimize_verifies_by_default_and_no_verify_shows_the_raw_rewrite():
     raw = json.loads(run("optimize", "--no-verify", "--json", naive).stdout)
     assert raw["verifier_margin"] is None and raw["fallback_reason"] is None
     assert raw["optimized_prompt"] != naive
+
+
+def test_eval_judge_second_stage_answers_with_smollm2(tmp_path):
+    # Stage 2 as BPO evaluates: the real downstream answers both texts; an external judge's
+    # verdicts on the blind answer pairs make the answers report.
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [{"id": "a", "prompt": "name a planet"}, {"id": "b", "prompt": "say hi"}]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"].capitalize()
+                                         + ", please."}) + "\n" for r in rows))
+    out = tmp_path / "judge"
+    args = ("eval-judge", str(prompts), "--first", f"opt=file:{texts}", "--second", "naive",
+            "--output", str(out), "--answer-with", "smollm2", "--answer-max-tokens", "12",
+            "--quiet")
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "--import-answer-verdicts" in first.stderr
+    pairs = [json.loads(x) for x in (out / "answers" / "pairs.jsonl").read_text().splitlines()]
+    assert {p["request"] for p in pairs} == {"name a planet", "say hi"}
+    assert all(p["A"].strip() and p["B"].strip() and p["A"] != p["B"] for p in pairs)
+    verdicts = tmp_path / "j1.jsonl"
+    verdicts.write_text("".join(json.dumps({"pair_id": p["pair_id"], "verdict": "tie",
+                                            "task_changed": False}) + "\n" for p in pairs))
+    second = run(*args, "--import-answer-verdicts", str(verdicts))
+    assert second.returncode == 0, second.stderr
+    report = json.loads((out / "answers" / "judge.json").read_text())
+    assert report["judges"]["j1"]["overall"]["tie"]["count"] == 2
