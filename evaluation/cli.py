@@ -201,7 +201,7 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
         models[name] = judge_model(body)
 
     def stage(folder: Path, blind: list, key: list, imports: list[str] | None,
-              instructions: str, flag: str) -> Any:
+              instructions: str, flag: str, answered_by: str | None = None) -> Any:
         judges: dict[str, Any] = {
             name: judge_with_model(m, blind, folder / f"verdicts-{name}.jsonl", not args.quiet,
                                    instructions)
@@ -214,8 +214,10 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
                   f"{folder / 'key.jsonl'}); judge them and rerun with {flag} FILE",
                   file=sys.stderr)
             return None
-        files = write_report(build_report(sources, key, judges), folder,
-                             chart=not args.no_chart)
+        report = build_report(sources, key, judges)
+        if answered_by:
+            report["answered_by"] = answered_by
+        files = write_report(report, folder, chart=not args.no_chart)
         return files["markdown"]
 
     markdown = stage(out, blind, key, args.import_verdicts, JUDGE_INSTRUCTIONS,
@@ -228,7 +230,7 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
                                        seed=args.seed, max_tokens=args.answer_max_tokens,
                                        progress=not args.quiet)
         answers_md = stage(out / "answers", blind2, key2, args.import_answer_verdicts,
-                           ANSWER_JUDGE_INSTRUCTIONS, "--import-answer-verdicts")
+                           ANSWER_JUDGE_INSTRUCTIONS, "--import-answer-verdicts", ds.name)
         if answers_md is not None and markdown is None:
             markdown = answers_md
         elif answers_md is not None and not args.quiet:

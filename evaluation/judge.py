@@ -394,8 +394,11 @@ def _cell(t: dict[str, Any], o: str) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     first, second = report["sources"]
-    lines = [f"# Blind judging: {first} vs {second}", "",
-             f"Outcomes are {first}'s: win = the judge preferred {first}'s version. 95 % Wilson "
+    stage = report.get("answered_by")
+    title = f"answers by {stage} to {first} vs {second}" if stage else f"{first} vs {second}"
+    what = f"the answer to {first}'s version" if stage else f"{first}'s version"
+    lines = [f"# Blind judging: {title}", "",
+             f"Outcomes are {first}'s: win = the judge preferred {what}. 95 % Wilson "
              "intervals. Identical texts count as ties without a judge.", "",
              "| judge | n | win | tie | lose | task changed | identical | skipped |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

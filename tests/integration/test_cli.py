@@ -91,3 +91,5 @@ def test_eval_judge_second_stage_answers_with_smollm2(tmp_path):
     assert second.returncode == 0, second.stderr
     report = json.loads((out / "answers" / "judge.json").read_text())
     assert report["judges"]["j1"]["overall"]["tie"]["count"] == 2
+    assert report["answered_by"] == "smollm2"
+    assert "answers by smollm2" in (out / "answers" / "judge.md").read_text()
