@@ -225,7 +225,7 @@ def instruction_score(naive_prompt: str, rewrite: str) -> float:
         # The sentence test knows English imperatives only; in another language it would call
         # every rewrite a reply. Language-neutral instead: a restatement keeps much of the
         # request's own wording (character trigrams; judged teacher rewrites: 5th percentile
-        # 0.59), a reply in that language little of it (teacher answers: all under 0.35).
+        # 0.59), a reply in that language little of it (teacher answers: 12 of 14 under 0.35).
         score = 1.0 if _trigram_recall(naive_prompt, rewrite) >= 0.35 else -1.0
     elif directive == 0:
         score -= 1.0
