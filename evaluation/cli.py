@@ -188,6 +188,11 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
 
     if args.optimizer:
         raise FIPOError("eval-judge compares --first and --second; it takes no --optimizer")
+    if args.import_answer_verdicts and not args.answer_with:
+        raise FIPOError("--import-answer-verdicts needs --answer-with SPEC (the model that "
+                        "answered the pairs)")
+    if args.answer_max_tokens < 1:
+        raise FIPOError(f"--answer-max-tokens must be at least 1, got {args.answer_max_tokens}")
     out = Path(args.output)
     sources, blind, key = prepare(
         args.prompts, args.first, args.second, out, limit=args.limit, seed=args.seed,
@@ -235,9 +240,6 @@ def cmd_eval_judge(args: argparse.Namespace) -> int:
             markdown = answers_md
         elif answers_md is not None and not args.quiet:
             print(answers_md.read_text(encoding="utf-8"))
-    elif args.import_answer_verdicts:
-        raise FIPOError("--import-answer-verdicts needs --answer-with SPEC (the model that "
-                        "answered the pairs)")
     if markdown is None:
         return 0
     return _finish(args, markdown, f"fipo eval-judge: reports in {out}/")

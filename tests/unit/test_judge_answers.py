@@ -97,3 +97,21 @@ def test_stage_two_needs_stage_one_texts(tmp_path):
     with pytest.raises(FIPOError, match="stage 1 writes them first"):
         prepare_answers(prompts, ("opt", "naive"), tmp_path / "run", Scripted(),
                         progress=False)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--import-answer-verdicts", "v.jsonl"), "needs --answer-with"),
+    (("--answer-with", "smollm2", "--answer-max-tokens", "0"), "at least 1"),
+])
+def test_bad_stage_two_flags_are_clear_errors_before_any_work(tmp_path, flags, message):
+    import subprocess
+    import sys
+
+    prompts = tmp_path / "p.jsonl"
+    write_jsonl_atomic(prompts, [{"id": "a", "prompt": "q"}])
+    proc = subprocess.run(
+        [sys.executable, "-m", "fipo_middleware.cli", "eval-judge", str(prompts), "--first",
+         "naive", "--second", "x=file:" + str(prompts), "--output", str(tmp_path / "o"),
+         *flags], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
