@@ -34,6 +34,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from fipo_middleware.jsonl import iter_jsonl, write_jsonl_atomic
+
 MODES = ("rewrite", "append")
 
 
@@ -70,8 +72,7 @@ class RecordedChatModel(BaseChatModel):
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _optimizer(model: RecordedChatModel, mode: str, verifier: str | None) -> Any:
@@ -86,20 +87,13 @@ def _optimizer(model: RecordedChatModel, mode: str, verifier: str | None) -> Any
     return FIPOOptimizer.from_llm(model, **kw)
 
 
-def _write(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                   encoding="utf-8")
-    tmp.replace(path)
-
-
 def export(prompts: Path, requests: Path) -> None:
     model = RecordedChatModel()
     opt = _optimizer(model, "rewrite", None)
     for r in _rows(prompts):
         opt.rewrite(r["prompt"])
     requests.parent.mkdir(parents=True, exist_ok=True)
-    _write(requests, [{"key": k, "messages": m} for k, m in model.requests.items()])
+    write_jsonl_atomic(requests, [{"key": k, "messages": m} for k, m in model.requests.items()])
     print(f"{len(model.requests)} requests for {len(_rows(prompts))} prompts -> {requests}")
 
 
@@ -118,7 +112,7 @@ def serve(prompts: Path, replies: Path, output: Path, verifier: str | None) -> N
                         "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
                         "attempts": 1, "verifier_margin": None})
         name = f"texts-{mode}{'-verified' if verifier else ''}.jsonl"
-        _write(output / name, out)
+        write_jsonl_atomic(output / name, out)
         kept = sum(o["fallback_reason"] is not None for o in out)
         print(f"{mode}: {len(out)} prompts, naive served for {kept} "
               f"({len(model.missing)} requests had no reply) -> {output / name}")

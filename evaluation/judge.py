@@ -296,9 +296,9 @@ def judge_with_model(model: Any, blind: Sequence[dict[str, Any]], path: Path,
 
 
 def _pair_digest(pair: dict[str, Any]) -> str:
-    blob = f"{pair.get('request', '')}\x00{pair['A']}\x00{pair['B']}"
-    if "request" not in pair:  # prompt pairs keep the digests their verdict files already hold
-        blob = f"{pair['A']}\x00{pair['B']}"
+    # Prompt pairs keep the digests their verdict files already hold; answer pairs add the request.
+    head = f"{pair['request']}\x00" if "request" in pair else ""
+    blob = f"{head}{pair['A']}\x00{pair['B']}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -558,7 +558,8 @@ def prepare_answers(prompts_path: str | Path, sources: tuple[str, str], out_dir:
         answers.append(collect_answers(prompts, texts, downstream, ans_dir / "answers.jsonl",
                                        max_tokens, name, progress))
     blind, key = make_pairs(prompts, answers[0], answers[1], seed=f"answers:{seed}")
-    request = {k["pair_id"]: next(p.prompt for p in prompts if p.id == k["id"]) for k in key}
+    by_id = {p.id: p.prompt for p in prompts}
+    request = {k["pair_id"]: by_id[k["id"]] for k in key}
     blind = [{"pair_id": b["pair_id"], "request": request[b["pair_id"]], "A": b["A"],
               "B": b["B"]} for b in blind]
     export_pairs(blind, ans_dir / "pairs.jsonl", ANSWER_JUDGE_INSTRUCTIONS)
